@@ -1,0 +1,23 @@
+"""Bases ``u = P^-1 x``: one class per module, each registered by name."""
+
+from nidiff.bases.base import Basis, ImageShape, check_image_shape
+from nidiff.bases.dct import DCTBasis
+from nidiff.bases.fourier import FourierBasis
+from nidiff.bases.haar import HaarBasis
+from nidiff.bases.identity import IdentityBasis
+from nidiff.bases.matrix import MatrixBasis
+from nidiff.bases.pca import PCABasis
+from nidiff.bases.pca_separable import SeparablePCABasis
+
+__all__ = [
+    "Basis",
+    "DCTBasis",
+    "FourierBasis",
+    "HaarBasis",
+    "IdentityBasis",
+    "ImageShape",
+    "MatrixBasis",
+    "PCABasis",
+    "SeparablePCABasis",
+    "check_image_shape",
+]

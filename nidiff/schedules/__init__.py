@@ -1,0 +1,21 @@
+"""Schedules: per-coefficient ``alpha_t``, ``sigma_t``; one class per module, registered by name."""
+
+from nidiff.schedules.base import Schedule, check_number
+from nidiff.schedules.blur import BLUR_SHAPES, BlurSchedule
+from nidiff.schedules.blurring import BlurringSchedule
+from nidiff.schedules.cosine import CosineSchedule
+from nidiff.schedules.ihdm import IHDMSchedule
+from nidiff.schedules.linear import LinearSchedule
+from nidiff.schedules.product import ProductSchedule
+
+__all__ = [
+    "BLUR_SHAPES",
+    "BlurSchedule",
+    "BlurringSchedule",
+    "CosineSchedule",
+    "IHDMSchedule",
+    "LinearSchedule",
+    "ProductSchedule",
+    "Schedule",
+    "check_number",
+]
