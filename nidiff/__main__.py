@@ -1,0 +1,5 @@
+import sys
+
+from nidiff.cli import main
+
+sys.exit(main())

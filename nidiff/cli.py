@@ -1,0 +1,89 @@
+"""The ``nidiff`` command: ``nidiff <command> [options or Hydra overrides]``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["main", "COMMANDS"]
+
+USAGE = """usage: nidiff <command> [arguments]
+
+commands:
+{commands}
+
+recipes:   {recipes}
+bases:     {bases}
+schedules: {schedules}
+
+`nidiff <command> --help` tells more about one command.
+"""
+
+TRAIN_HELP = """usage: nidiff train recipe=NAME [basis=NAME] [schedule=NAME] [key=value ...] [-m]
+
+Trains a diffusion model with Lightning; configuration by Hydra overrides.
+
+  recipe=NAME        a recipe from recipes/: {recipes}
+  basis=NAME         a basis from bases/: {bases}
+  schedule=NAME      a schedule from schedules/: {schedules}
+  key=value          any field, e.g. schedule.sigma_blur_max=10 trainer.max_steps=1000 data.batch_size=64
+  resume=RUN_DIR     continue a run from RUN_DIR/checkpoints/last.ckpt, writing into RUN_DIR
+  resume=FILE.ckpt   continue from that checkpoint
+  -m                 multirun: sweep comma-separated values, e.g. -m schedule.sigma_blur_max=0,10,20
+  --cfg job          print the composed configuration and exit
+
+Outputs go to outputs/<recipe>/<date_time>/ (hydra.run.dir=DIR to choose): checkpoints/,
+samples/ (sample grids), logs/metrics.csv, tb/ (TensorBoard).
+"""
+
+
+def _names() -> dict[str, str]:
+    import nidiff
+    from nidiff.config import options
+
+    return {
+        "recipes": ", ".join(options("recipe")),
+        "bases": ", ".join(nidiff.list_bases()),
+        "schedules": ", ".join(nidiff.list_schedules()),
+    }
+
+
+def train(args: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in args):
+        print(TRAIN_HELP.format(**_names()))
+        return 0
+    from nidiff.training.cli import hydra_train
+
+    return hydra_train(args)
+
+
+COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "train": (train, "train a model from a recipe (Lightning + Hydra)"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        width = max(map(len, COMMANDS))
+        commands = "\n".join(f"  {name:<{width}}  {doc}" for name, (_, doc) in COMMANDS.items())
+        print(USAGE.format(commands=commands, **_names()))
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        import difflib
+
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        print(f"nidiff: unknown command {name!r}.{hint} Commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[name][0](rest) or 0
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+        print(f"nidiff {name}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The dataset registry of :class:`~nidiff.data.module.ImageDataModule`: name -> builder.
+
+``DATASETS`` is a plain dict; add an entry to add a dataset. A builder takes keyword arguments
+(``root``, ``path``, ``image_size``, ``split``, ``seed``, ``num_images``, ``on_error``,
+``download``; it ignores those it does not need) and returns the images, in memory
+(``(uint8 [N, 3, S, S], labels int64 [N])``) or as a Dataset of ``(uint8 [3, S, S], label)`` items,
+with a sentence saying what they are.
+
+| name          | what                                               | held          |
+| ------------- | -------------------------------------------------- | ------------- |
+| ``cifar10``   | the official python tarball under ``root``         | memory        |
+| ``folder``    | a folder or .zip of images at ``path``             | disk, workers |
+| ``lsun``      | an LSUN lmdb export at ``path``                    | disk, workers |
+| ``synthetic`` | procedural shapes (:mod:`nidiff.data.synthetic`)   | memory        |
+| ``auto``      | one of the above, see below                        |               |
+
+``auto`` takes ``path`` when one is given (as ``folder``, or ``lsun`` for a folder holding
+``data.mdb``), else CIFAR-10 if it is found under ``root``, else ``synthetic``, and says which it
+picked: an explicit path wins over a CIFAR-10 copy that happens to be in the cache.
+
+A ``path`` folder holding ``<split>.zip`` or a ``<split>/`` folder (like
+``cifar10-jpeg75/train.zip``) is read as that one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from nidiff.data.cifar10 import find_cifar10, load_cifar10
+from nidiff.data.folder import ImageFolder
+from nidiff.data.lsun import LSUNImages
+from nidiff.data.synthetic import synthetic_images
+
+__all__ = ["DATASETS", "ImageSource", "SPLITS"]
+
+SPLITS: tuple[str, ...] = ("train", "test")
+# (images in memory or as a Dataset, what they are in words)
+ImageSource = tuple[tuple[Tensor, Tensor] | Dataset, str]
+
+
+def _cifar10(*, root: Path, image_size: int, split: str, download: bool = False, **_: Any
+             ) -> ImageSource:
+    if image_size != 32:
+        raise ValueError(f"CIFAR-10 images are 32x32; set image_size=32 (got {image_size})")
+    images = load_cifar10(root, split, download=download)  # type: ignore[arg-type]
+    return images, f"CIFAR-10 {split} set from {find_cifar10(root)}"
+
+
+def _folder(*, path: Path | None, image_size: int, split: str, on_error: str, **_: Any
+            ) -> ImageSource:
+    if path is None:
+        raise ValueError("dataset='folder' needs data.path: a folder or .zip of images")
+    path = _split_path(path, split)
+    images = ImageFolder(path, image_size, on_error=on_error)  # type: ignore[arg-type]
+    return images, f"{len(images)} images in {len(images.classes)} classes from {path}"
+
+
+def _lsun(*, path: Path | None, image_size: int, on_error: str, **_: Any) -> ImageSource:
+    if path is None:
+        raise ValueError(
+            "dataset='lsun' needs data.path: the folder of an LSUN lmdb export (holding data.mdb)"
+        )
+    images = LSUNImages(path, image_size, on_error=on_error)  # type: ignore[arg-type]
+    return images, f"LSUN: {len(images)} images from {path}"
+
+
+def _synthetic(*, image_size: int, num_images: int, seed: int, **_: Any) -> ImageSource:
+    return (synthetic_images(num_images, image_size, seed),
+            f"{num_images} synthetic {image_size}x{image_size} images (seed {seed})")
+
+
+def _auto(*, root: Path, path: Path | None, **kw: Any) -> ImageSource:
+    if path is not None:
+        if (path / "data.mdb").is_file():
+            return _tag("lsun", _lsun(path=path, **kw))
+        return _tag("folder", _folder(path=path, **kw))
+    if find_cifar10(root) is not None:
+        return _tag("cifar10", _cifar10(root=root, **kw))
+    images, what = _synthetic(**kw)
+    why = f"no data.path given and no CIFAR-10 under {root}"
+    return images, f"dataset=auto picked synthetic: {why}; {what}"
+
+
+def _tag(name: str, source: ImageSource) -> ImageSource:
+    return source[0], f"dataset=auto picked {name}: {source[1]}"
+
+
+def _split_path(path: Path, split: str) -> Path:
+    if path.is_dir():
+        for candidate in (path / f"{split}.zip", path / split):
+            if candidate.exists():
+                return candidate
+    return path
+
+
+DATASETS: dict[str, Callable[..., ImageSource]] = {
+    "auto": _auto,
+    "cifar10": _cifar10,
+    "folder": _folder,
+    "lsun": _lsun,
+    "synthetic": _synthetic,
+}

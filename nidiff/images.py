@@ -1,0 +1,48 @@
+"""Image grids and PNG files from tensors in [-1, 1]."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["to_uint8", "make_grid", "save_png"]
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """``[..., C, H, W]`` in [-1, 1] to uint8 in [0, 255] (the inverse of ``x / 127.5 - 1``)."""
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def make_grid(images: Tensor, nrow: int | None = None, pad: int = 2) -> Tensor:
+    """Tile ``[N, C, H, W]`` images into one ``[C, rows * (H + pad) + pad, ...]`` image (uint8)."""
+    if images.dim() != 4:
+        raise ValueError(f"make_grid expects [N, C, H, W] images, got shape {list(images.shape)}")
+    images = to_uint8(images) if images.dtype != torch.uint8 else images
+    n, c, h, w = images.shape
+    ncol = nrow or max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / ncol)
+    grid = torch.full((c, rows * (h + pad) + pad, ncol * (w + pad) + pad), 255, dtype=torch.uint8)
+    for i in range(n):
+        r, k = divmod(i, ncol)
+        top, left = pad + r * (h + pad), pad + k * (w + pad)
+        grid[:, top : top + h, left : left + w] = images[i].cpu()
+    return grid
+
+
+def save_png(image: Tensor, path: str | os.PathLike) -> Path:
+    """Write a ``[C, H, W]`` uint8 image (C = 1 or 3) as PNG, atomically (temp file, then rename)."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = image.cpu().numpy()
+    array = array[0] if array.shape[0] == 1 else np.transpose(array, (1, 2, 0))
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path
