@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from nidiff.bases.base import Basis
 from nidiff.parametrization import PARAMETRIZATIONS, Parametrization
+from nidiff.sampling.noise import Generators, randn
 from nidiff.schedules.base import Schedule
 
 __all__ = ["GaussianDiffusion", "check_monotone_snr"]
@@ -92,6 +93,23 @@ class GaussianDiffusion(nn.Module):
         log_alpha, log_sigma = self._unique_log_alpha_sigma(t)
         return self._expand(2.0 * (log_alpha - log_sigma))
 
+    def log_alpha_sigma_dt(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        """``d log alpha_t / dt``, ``d log sigma_t / dt`` (float64), broadcastable to ``[B, *coeff_shape]``.
+
+        Exact, by autograd through the schedule in float64: the drift of the probability-flow ODE
+        and the weight ``d lambda_t / dt = 2 (d log alpha - d log sigma)`` of the continuous-time
+        likelihood bound. Every (time, eigenvalue) pair gets its own copy of ``t``, so one backward
+        pass per output gives all the elementwise derivatives.
+        """
+        t64 = self._times(t).reshape(-1, 1)
+        with torch.enable_grad():
+            tt = t64.expand(-1, self.lam_unique.numel()).clone().requires_grad_(True)  # [B, U]
+            grads = []
+            for v in self.schedule.log_alpha_sigma(tt, self.lam_unique):
+                g = torch.autograd.grad(v.sum(), tt, retain_graph=True, allow_unused=True)[0] if v.requires_grad else None
+                grads.append(torch.zeros_like(tt) if g is None else g)  # a constant: no graph to t
+        return self._expand(grads[0]), self._expand(grads[1])
+
     def transition(self, t: Tensor, s: Tensor, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
         """``alpha_{t|s} = alpha_t / alpha_s`` and ``sigma^2_{t|s}`` of ``q(u_t | u_s)`` (eq. 16), ``s <= t``."""
         (la_t, ls_t), (la_s, ls_s) = self._pair(t, s)
@@ -103,27 +121,32 @@ class GaussianDiffusion(nn.Module):
         self, t: Tensor, s: Tensor, dtype: torch.dtype = torch.float32
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``q(u_s | u_t, u_x) = N(c_t u_t + c_x u_x, var)`` (eq. 18-19): returns ``c_t, c_x, var``."""
-        (la_t, ls_t), (la_s, ls_s) = self._pair(t, s)
-        d = torch.expm1(_logsnr(la_t, ls_t) - _logsnr(la_s, ls_s))  # in [-1, 0]
-        c_t = (la_t - la_s + 2.0 * (ls_s - ls_t)).exp()  # alpha_{t|s} sigma_s^2 / sigma_t^2
-        c_x = -la_s.exp() * d                             # alpha_s sigma^2_{t|s} / sigma_t^2
-        var = (-(2.0 * ls_s).exp() * d).clamp_min(0.0)   # sigma^2_{t->s}
-        return tuple(self._expand(v.to(dtype)) for v in (c_t, c_x, var))
+        c_t, c_x, _, var = self.reverse_coefficients(t, s, dtype)
+        return c_t, c_x, var
 
     def posterior_eps_coefficients(
         self, t: Tensor, s: Tensor, dtype: torch.dtype = torch.float32
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Eq. 24: ``mu = c_t u_t + c_e (u_t - sigma_t u_eps)`` with ``c_e = c_x / alpha_t``, and ``var``.
+        """Eq. 24: ``mu = c_t u_t + c_e (u_t - sigma_t u_eps)`` with ``c_e = c_x / alpha_t``, and ``var``."""
+        c_t, _, c_e, var = self.reverse_coefficients(t, s, dtype)
+        return c_t, c_e, var
+
+    def reverse_coefficients(
+        self, t: Tensor, s: Tensor, dtype: torch.dtype = torch.float32
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``c_t, c_x, c_e, var`` of the step ``t -> s``: the mean is ``c_t u_t + c_x u_x`` (eq. 19)
+        or, equally, ``c_t u_t + c_e (u_t - sigma_t u_eps)`` (eq. 24).
 
         ``c_e = (alpha_s / alpha_t) (-expm1(lambda_t - lambda_s))`` is formed in the log domain, so
         it stays finite where ``alpha_t`` itself underflows (heat dissipation at high frequencies).
         """
         (la_t, ls_t), (la_s, ls_s) = self._pair(t, s)
-        d = torch.expm1(_logsnr(la_t, ls_t) - _logsnr(la_s, ls_s))
-        c_t = (la_t - la_s + 2.0 * (ls_s - ls_t)).exp()
-        c_e = -(la_s - la_t).exp() * d
-        var = (-(2.0 * ls_s).exp() * d).clamp_min(0.0)
-        return tuple(self._expand(v.to(dtype)) for v in (c_t, c_e, var))
+        d = torch.expm1(_logsnr(la_t, ls_t) - _logsnr(la_s, ls_s))  # in [-1, 0]
+        c_t = (la_t - la_s + 2.0 * (ls_s - ls_t)).exp()  # alpha_{t|s} sigma_s^2 / sigma_t^2
+        c_x = -la_s.exp() * d                             # alpha_s sigma^2_{t|s} / sigma_t^2
+        c_e = -(la_s - la_t).exp() * d                    # c_x / alpha_t
+        var = (-(2.0 * ls_s).exp() * d).clamp_min(0.0)   # sigma^2_{t->s}
+        return tuple(self._expand(v.to(dtype)) for v in (c_t, c_x, c_e, var))
 
     # ---- forward process --------------------------------------------------------------------
     def sample_noise(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -216,13 +239,16 @@ class GaussianDiffusion(nn.Module):
     def prior_sample(
         self,
         n: int,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
-        """``z_1 = P u_1`` with ``u_1 ~ N(0, sigma_1^2)`` per coefficient: ``[n, C, H, W]``."""
+        """``z_1 = P u_1`` with ``u_1 ~ N(0, sigma_1^2)`` per coefficient: ``[n, C, H, W]``.
+
+        ``generator`` may be a list of ``n`` generators, one per sample (see ``nidiff.sampling.noise``).
+        """
         device = self.lam.device if device is None else device
-        u = torch.randn((n, *self.basis.coeff_shape), generator=generator, device=device, dtype=dtype)
+        u = randn((n, *self.basis.coeff_shape), generator, device=device, dtype=dtype)
         _, sigma = self.alpha_sigma(torch.ones(n, device=device), dtype)
         return self.basis.from_coeffs(sigma * u)
 

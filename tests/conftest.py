@@ -36,3 +36,7 @@ def make_basis(name: str, shape: tuple[int, int, int]) -> nidiff.Basis:
 @pytest.fixture
 def basis_factory():
     return make_basis
+
+
+# Tests work on tiny tensors: one thread avoids oversubscribing the two cores of CI machines.
+torch.set_num_threads(1)

@@ -1,0 +1,164 @@
+"""Reference statistics for FID as ``.npz`` files that carry the protocol they were computed under.
+
+A file holds ``mu`` (float64 ``[D]``) and ``sigma`` (float64 ``[D, D]``), the names pytorch-fid and
+TTUR use, so those tools read it too; optionally ``features`` (float32 ``[N, D]``, for KID); and
+``protocol``, a JSON object with the fields of :data:`PROTOCOL_FIELDS`:
+
+| field              | meaning                                                        |
+| ------------------ | -------------------------------------------------------------- |
+| ``dataset``        | dataset name, e.g. ``"cifar10"``                               |
+| ``split``          | ``"train"`` for the paper's FID (50,000 samples vs train set)  |
+| ``num_images``     | images the statistics were computed from (filled in)           |
+| ``dataset_path``   | where the images were read from (may be ``""``)                |
+| ``network``        | feature network, from ``InceptionFeatures.protocol``           |
+| ``weights_sha256`` | SHA-256 of the network's weights file                          |
+| ``resize``         | resize method, e.g. ``"tf1-bilinear-299"``                     |
+| ``nidiff_version`` | nidiff version that wrote the file (filled in)                 |
+
+Files are written atomically (a temporary file beside the target, then a rename) and never replace
+an existing file unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import nidiff
+from nidiff.metrics.statistics import FeatureStatistics
+
+__all__ = [
+    "PROTOCOL_FIELDS",
+    "ReferenceStatistics",
+    "check_protocol",
+    "load_reference",
+    "save_reference",
+]
+
+PROTOCOL_FIELDS: tuple[str, ...] = (
+    "dataset", "split", "num_images", "dataset_path", "network", "weights_sha256", "resize",
+    "nidiff_version",
+)
+
+
+@dataclass(frozen=True)
+class ReferenceStatistics:
+    """The contents of a reference ``.npz``: ``mu``, ``sigma`` (float64), protocol, features."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    protocol: dict[str, object] = field(default_factory=dict)
+    features: np.ndarray | None = None
+
+
+def check_protocol(
+    found: Mapping[str, object], expected: Mapping[str, object], source: str = ""
+) -> None:
+    """Raise ``ValueError`` naming every field of ``expected`` whose value in ``found`` differs."""
+    differ = [k for k, v in expected.items() if k not in found or found[k] != v]
+    if differ:
+        details = "; ".join(
+            f"{k}: expected {expected[k]!r}, found {found.get(k, '<missing>')!r}" for k in differ
+        )
+        raise ValueError(
+            f"protocol mismatch{' in ' + source if source else ''} "
+            f"for field(s) {', '.join(differ)} "
+            f"({details}); statistics computed under a different protocol are not comparable"
+        )
+
+
+def save_reference(
+    path: str | os.PathLike,
+    stats: FeatureStatistics,
+    protocol: Mapping[str, object],          # dataset, split, network, weights_sha256, resize, ...
+    overwrite: bool = False,                 # replace an existing file
+    with_features: bool = False,             # also store the features (they must have been kept)
+) -> Path:
+    """Write ``stats`` with its protocol to ``path``; returns ``path``.
+
+    ``num_images`` and ``nidiff_version`` are filled in (a given ``num_images`` must equal the
+    count); the other fields of :data:`PROTOCOL_FIELDS` except ``dataset_path`` are required.
+    Raises ``FileExistsError`` if ``path`` exists and ``overwrite`` is False.
+    """
+    path = Path(path).expanduser()
+    unknown = sorted(set(protocol) - set(PROTOCOL_FIELDS))
+    required = ("dataset", "split", "network", "weights_sha256", "resize")
+    missing = [k for k in required if k not in protocol]
+    if unknown or missing:
+        raise ValueError(
+            f"protocol for {path}: missing field(s) {missing}, unknown field(s) {unknown}; "
+            f"expected the fields {list(PROTOCOL_FIELDS)}"
+        )
+    if "num_images" in protocol and protocol["num_images"] != stats.count:
+        raise ValueError(
+            f"protocol num_images={protocol['num_images']} but the statistics count {stats.count}"
+        )
+    filled = {"num_images": stats.count, "nidiff_version": nidiff.__version__}
+    full = {"dataset_path": "", **protocol, **filled}
+    full = {k: full[k] for k in PROTOCOL_FIELDS}
+    arrays = {"mu": stats.mean, "sigma": stats.cov, "protocol": np.array(json.dumps(full))}
+    if with_features:
+        arrays["features"] = stats.features.numpy()
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Give ``tmp`` the name ``path`` unless that exists, atomically where hard links work."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
+    except OSError:  # no hard links on this file system: check, then rename
+        if path.exists():
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
+        os.replace(tmp, path)
+
+
+def load_reference(
+    path: str | os.PathLike, expect: Mapping[str, object] | None = None
+) -> ReferenceStatistics:
+    """Read a reference ``.npz``; with ``expect``, check those protocol fields (``ValueError``).
+
+    Files without a protocol (pytorch-fid, TTUR) load with an empty protocol, so any ``expect``
+    fails on them.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"reference statistics {path} do not exist; write them with save_reference"
+        )
+    with np.load(path, allow_pickle=False) as data:
+        if "mu" not in data or "sigma" not in data:
+            raise ValueError(f"{path} is not a reference statistics file: no arrays 'mu', 'sigma'")
+        protocol = json.loads(str(data["protocol"])) if "protocol" in data else {}
+        ref = ReferenceStatistics(
+            mu=data["mu"].astype(np.float64),
+            sigma=data["sigma"].astype(np.float64),
+            protocol=protocol,
+            features=data.get("features"),
+        )
+    if expect:
+        check_protocol(ref.protocol, expect, str(path))
+    return ref
