@@ -5,6 +5,7 @@ batches in [-1, 1] (``x / 127.5 - 1``) with random horizontal flips, in an order
 ``(seed, epoch)``. :class:`ImageDataModule` puts it together for Lightning.
 """
 
+from nidiff.data.batches import image_batches
 from nidiff.data.cifar10 import (
     CIFAR10_CLASSES,
     CIFAR10_MD5,
@@ -50,6 +51,7 @@ __all__ = [
     "default_root",
     "download_cifar10",
     "download_url",
+    "image_batches",
     "find_cifar10",
     "hflip",
     "keep_batch",

@@ -8,14 +8,28 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from nidiff.checkpoints import CorruptCheckpointError
 from nidiff.config import conf_dir, search_path, translate_overrides
 
-__all__ = ["hydra_train", "hydra_args"]
+__all__ = ["hydra_train", "hydra_args", "relaunch_argv"]
+
+
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i"}
 
 
 def hydra_args(args: list[str]) -> list[str]:
-    """Translate the command line for Hydra: group names, search path, resume into its run dir."""
-    out = translate_overrides(args)
+    """Translate the command line for Hydra: flags first, group names, search path, resume into its run dir."""
+    flags, overrides, i = [], [], 0
+    while i < len(args):
+        if args[i].startswith("-"):
+            takes_value = args[i] in _FLAGS_WITH_VALUE and i + 1 < len(args) and "=" not in args[i + 1]
+            flags.extend(args[i : i + 1 + takes_value])
+            i += 1 + takes_value
+        else:
+            overrides.append(args[i])
+            i += 1
+    args = overrides
+    out = flags + translate_overrides(args)
     for arg in args:
         key, _, value = arg.partition("=")
         if key == "resume" and value and not any(a.startswith("hydra.run.dir=") for a in args):
@@ -28,19 +42,38 @@ def hydra_args(args: list[str]) -> list[str]:
     return out
 
 
+# set for each process by Lightning's launcher (lightning.fabric's _hydra_subprocess_cmd)
+_SET_BY_LAUNCHER = ("hydra.run.dir=", "hydra.job.name=", "hydra.output_subdir=")
+
+
+def relaunch_argv(program: str, args: list[str]) -> list[str]:
+    """The command line that starts this training again, for the DDP processes of ranks > 0.
+
+    Lightning's launcher re-runs ``sys.argv`` (``python -m nidiff.__main__ ARGS`` under
+    ``python -m nidiff``, ``python PROGRAM ARGS`` otherwise) and appends the run directory, a job
+    name and ``hydra.output_subdir=null``. So ``sys.argv`` must be ``nidiff train`` with the
+    user's arguments (not Hydra's translation of them), without those three keys.
+    """
+    return [program, "train", *(a for a in args if not a.startswith(_SET_BY_LAUNCHER))]
+
+
 def hydra_train(args: list[str]) -> int:
     from nidiff.training.run import train
 
     status = {"code": 0}
 
+    argv = sys.argv
+    relaunch = relaunch_argv(argv[0], args)
+
     def task(cfg: DictConfig) -> None:
+        sys.argv = relaunch  # what Lightning's DDP launcher runs again for the other processes
         try:
             train(cfg)
-        except (ValueError, TypeError, FileNotFoundError, ImportError) as err:  # bad input: no traceback
+        except (ValueError, TypeError, FileNotFoundError, ImportError, CorruptCheckpointError) as err:
+            # bad input: a clear message, no traceback
             print(f"nidiff train: error: {err}", file=sys.stderr)
             status["code"] = 1
 
-    argv = sys.argv
     sys.argv = ["nidiff train", *hydra_args(args)]
     try:
         hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")(task)()

@@ -1,0 +1,48 @@
+"""Shared command-line pieces of the evaluation commands: data options and JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from nidiff.data import DATASETS
+
+__all__ = ["add_data_arguments", "data_kwargs", "write_json", "pick_device"]
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, split: str = "train") -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", default="auto", choices=sorted(DATASETS),
+                       help="data set (default auto: --path if given, else CIFAR-10 under --root)")
+    group.add_argument("--path", default=None, help="a folder or .zip of images, or an LSUN lmdb folder")
+    group.add_argument("--root", default=None, help="where CIFAR-10 is looked for ($NIDIFF_DATA, else ~/.cache/nidiff)")
+    group.add_argument("--split", default=split, choices=("train", "test"), help=f"split (default {split})")
+    group.add_argument("--image-size", type=int, default=32, help="side of the images (default 32)")
+    group.add_argument("--limit", type=int, default=None, help="use only the first N images")
+
+
+def data_kwargs(args: argparse.Namespace) -> dict:
+    return {"dataset": args.dataset, "path": args.path, "root": args.root, "split": args.split,
+            "image_size": args.image_size, "limit": args.limit}
+
+
+def pick_device(name: str | None) -> str:
+    import torch
+
+    if name:
+        return name
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def write_json(obj: dict, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``obj`` as JSON atomically; an existing file is kept unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
