@@ -58,8 +58,36 @@ def train(args: list[str]) -> int:
     return hydra_train(args)
 
 
+def sample(args: list[str]) -> int:
+    from nidiff.evaluation.sample import main as sample_main
+
+    return sample_main(args)
+
+
+def evaluate(args: list[str]) -> int:
+    from nidiff.evaluation.evaluate import main as eval_main
+
+    return eval_main(args)
+
+
+def fid_ref(args: list[str]) -> int:
+    from nidiff.evaluation.fid_ref import main as fid_ref_main
+
+    return fid_ref_main(args)
+
+
+def viz(args: list[str]) -> int:
+    from nidiff.viz.cli import main as viz_main
+
+    return viz_main(args)
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "train": (train, "train a model from a recipe (Lightning + Hydra)"),
+    "sample": (sample, "sample images from a checkpoint (PNG files and .npz), resumable"),
+    "eval": (evaluate, "FID/KID of samples and bits/dim of a checkpoint, written as JSON"),
+    "fid-ref": (fid_ref, "compute FID reference statistics of a data set split (.npz)"),
+    "viz": (viz, "figures (PNG): forward-process strips, log-SNR per band, samples of a checkpoint"),
 }
 
 
@@ -80,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[name][0](rest) or 0
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         print(f"nidiff {name}: error: {err}", file=sys.stderr)
         return 1
 
