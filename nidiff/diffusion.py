@@ -66,7 +66,8 @@ class GaussianDiffusion(nn.Module):
         # once per distinct eigenvalue (a DCT has about half as many as coefficients, Haar 3L+1)
         lam = basis.eigenvalues().to(torch.float64)
         lam = lam.reshape(_broadcast_shape(lam, basis.coeff_shape))
-        unique, index = torch.unique(lam.reshape(-1), return_inverse=True)
+        # eigenvalues equal up to float rounding (f_i^2 + f_j^2 = f_k^2 + f_l^2) share one entry
+        unique, index = torch.unique(lam.reshape(-1).round(decimals=12), return_inverse=True)
         self.lam_shape = tuple(lam.shape)
         self.register_buffer("lam", lam, persistent=False)
         self.register_buffer("lam_unique", unique, persistent=False)  # [U]
