@@ -103,3 +103,16 @@ def test_missing_dataset_says_where_to_put_it(tmp_path):
     assert out.returncode == 1
     assert "cifar-10-python.tar.gz" in out.stderr and str(tmp_path / "empty") in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_multirun_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    out = run(["train", "-m", "recipe=quickstart", "schedule.sigma_blur_max=0,5", "trainer.max_steps=1",
+               "sample.n=2", "sample.steps=2", "data.num_images=16", "data.batch_size=4",
+               f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for job, blur in (("0", "0"), ("1", "5")):
+        cfg = (sweep / job / ".hydra" / "config.yaml").read_text()
+        assert f"sigma_blur_max: {blur}\n" in cfg
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
+        assert list((sweep / job / "samples").glob("*.png"))

@@ -9,6 +9,11 @@
 Warm-up: the paper gives none; we use DDPM's linear warm-up of 5,000 steps (Ho et al. 2020, their
 released CIFAR10 configuration), which a recipe can set to 0. Gradient clipping (DDPM's 1.0) is
 the Trainer's ``gradient_clip_val``.
+
+The loss, the optimizer, the warm-up, the EMA and the speed options (``channels_last``,
+``compile``) are those of :mod:`nidiff.training.step`, which the benchmarks time. Under DDP every
+process draws its own ``t`` and noise for its own shard of the batch, gradients are averaged by
+DDP, and the logged loss is the mean over processes (``sync_dist``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from torch import Tensor, nn
 
 from nidiff.diffusion import GaussianDiffusion
 from nidiff.training.ema import EMA
+from nidiff.training.step import LinearWarmup, build_optimizer, compile_network, mark_step, training_loss
 
 __all__ = ["DiffusionModule", "count_parameters"]
 
@@ -42,26 +48,35 @@ class DiffusionModule(L.LightningModule):
         weight_decay: float = 0.0,
         warmup_steps: int = 5000,            # linear warm-up (DDPM's value; the paper is silent)
         ema_decay: float = 0.9999,           # section 6
+        channels_last: bool = False,         # NHWC weights and activations (docs/performance.md)
+        compile: str | None = None,          # torch.compile mode of the network, or None
     ) -> None:
         super().__init__()
         if lr <= 0:
             raise ValueError(f"learning rate must be > 0, got {lr}")
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        self.warmup = LinearWarmup(warmup_steps)
+        if channels_last:
+            net.to(memory_format=torch.channels_last)
         self.net = net
         self.diffusion = diffusion
-        self.ema = EMA(net, decay=ema_decay)
+        self.ema = EMA(net, decay=ema_decay)  # before compiling: the copy is a plain module
+        compile_network(net, compile)
         self.lr, self.betas, self.adam_eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
         self.warmup_steps = int(warmup_steps)
         self._last_time: float | None = None
+        # the diffusion's buffers (basis matrices, eigenvalue tables) are constants, equal on every
+        # process: DDP need not broadcast them before every forward
+        self._ddp_params_and_buffers_to_ignore = [f"diffusion.{name}" for name, _ in diffusion.named_buffers()]
 
     def forward(self, z_t: Tensor, t: Tensor) -> Tensor:
         return self.net(z_t, t)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        loss = self.diffusion.loss(self.net, x).mean()
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=x.shape[0])
+        mark_step(self.net)
+        loss = training_loss(self.diffusion, self.net, x)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=x.shape[0],
+                 sync_dist=True)
         now = time.perf_counter()
         if self._last_time is not None:
             rate = x.shape[0] * self.trainer.world_size / max(now - self._last_time, 1e-9)
@@ -73,15 +88,6 @@ class DiffusionModule(L.LightningModule):
         self.ema.update(self.net)
 
     def configure_optimizers(self):
-        fused = torch.cuda.is_available() and next(self.net.parameters()).is_cuda
-        opt = torch.optim.Adam(
-            self.net.parameters(),
-            lr=self.lr,
-            betas=self.betas,
-            eps=self.adam_eps,
-            weight_decay=self.weight_decay,
-            fused=fused or None,
-        )
-        warmup = self.warmup_steps
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
+        opt = build_optimizer(self.net.parameters(), self.lr, self.betas, self.adam_eps, self.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, self.warmup)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
