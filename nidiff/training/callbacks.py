@@ -16,7 +16,7 @@ __all__ = ["SampleGrid", "RNGState", "sample_grid"]
 
 
 @torch.no_grad()
-def sample_grid(module, n: int, steps: int, seed: int, path: Path) -> Path:
+def sample_grid(module, n: int, steps: int, seed: int, path: Path, x_clip: str | None = None) -> Path:
     """Sample ``n`` images with the EMA network from a fixed noise seed and save them as one PNG."""
     device = module.device
     g = torch.Generator(device=device).manual_seed(seed)
@@ -24,7 +24,7 @@ def sample_grid(module, n: int, steps: int, seed: int, path: Path) -> Path:
     z = diffusion.prior_sample(n, generator=g, device=device)
     was_training = net.training
     net.eval()
-    x = ancestral(diffusion, net, z, uniform_grid(steps, device=device), generator=g)
+    x = ancestral(diffusion, net, z, uniform_grid(steps, device=device), generator=g, x_clip=x_clip)
     net.train(was_training)
     return save_png(make_grid(x), path)
 
@@ -32,17 +32,19 @@ def sample_grid(module, n: int, steps: int, seed: int, path: Path) -> Path:
 class SampleGrid(L.Callback):
     """Every ``every_n_steps`` optimizer steps (and at the end) write ``samples/step_XXXXXXX.png``."""
 
-    def __init__(self, dirpath: str | Path, every_n_steps: int = 5000, n: int = 64, steps: int = 250, seed: int = 0):
+    def __init__(self, dirpath: str | Path, every_n_steps: int = 5000, n: int = 64, steps: int = 250, seed: int = 0,
+                 x_clip: str | None = None):
         if every_n_steps < 1 or n < 1 or steps < 1:
             raise ValueError("sample grid: every_n_steps, n and steps must be positive")
         self.dirpath = Path(dirpath)
         self.every_n_steps, self.n, self.steps, self.seed = every_n_steps, n, steps, seed
+        self.x_clip = x_clip
         self.last_path: Path | None = None
 
     def _write(self, trainer: L.Trainer, module) -> None:
         if trainer.is_global_zero:
             path = self.dirpath / f"step_{trainer.global_step:07d}.png"
-            self.last_path = sample_grid(module, self.n, self.steps, self.seed, path)
+            self.last_path = sample_grid(module, self.n, self.steps, self.seed, path, self.x_clip)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if trainer.global_step % self.every_n_steps == 0:
