@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import nidiff
+from nidiff.atomic import link_new
 from nidiff.metrics.statistics import FeatureStatistics
 
 __all__ = [
@@ -118,22 +119,11 @@ def save_reference(
         if overwrite:
             os.replace(tmp, path)
         else:
-            _link_new(tmp, path)
+            link_new(tmp, path, f"{path} exists; pass overwrite=True to replace it")
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
-
-def _link_new(tmp: Path, path: Path) -> None:
-    """Give ``tmp`` the name ``path`` unless that exists, atomically where hard links work."""
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
-    except OSError:  # no hard links on this file system: check, then rename
-        if path.exists():
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
-        os.replace(tmp, path)
 
 
 def load_reference(

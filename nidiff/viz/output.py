@@ -14,6 +14,8 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from nidiff.atomic import link_new
+
 __all__ = ["new_figure", "check_writable", "save_figure"]
 
 
@@ -55,18 +57,8 @@ def save_figure(fig: Figure, path: str | os.PathLike, overwrite: bool = False, d
         if overwrite:
             os.replace(tmp, path)
         else:
-            _link_no_clobber(tmp, path)
+            link_new(tmp, path, f"refusing to overwrite {path}: pass --overwrite")
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
-
-def _link_no_clobber(tmp: Path, path: Path) -> None:
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise FileExistsError(f"refusing to overwrite {path}: pass --overwrite") from None
-    except OSError:  # a file system without hard links: check, then rename
-        if path.exists():
-            raise FileExistsError(f"refusing to overwrite {path}: pass --overwrite") from None
-        os.replace(tmp, path)
