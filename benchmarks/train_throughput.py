@@ -79,7 +79,7 @@ def build_ours(args: argparse.Namespace, basis: str, device: torch.device):
     net = instantiate(cfg.net).to(device)
     o = cfg.optim
     return TrainStep(net, diffusion, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay,
-                     warmup_steps=0, ema_decay=cfg.ema.decay, grad_clip=cfg.trainer.gradient_clip_val,
+                     warmup_steps=0, ema_decay=cfg.ema.decay, grad_clip=cfg.optim.grad_clip,
                      precision=args.precision, channels_last=args.channels_last, compile=args.compile)
 
 

@@ -4,12 +4,17 @@ A checkpoint is written to a temporary file in the same folder, flushed and ``fs
 renamed over the target (``os.replace`` is atomic on POSIX and Windows), and the folder is
 ``fsync``-ed: a process killed at any moment leaves either the old file or the new one, never a
 truncated one. Loading uses ``torch.load(weights_only=True)``: a checkpoint is data, never code.
+
+Fault injection: ``NIDIFF_FAULT_CHECKPOINT_DELAY=SECONDS`` makes :class:`AtomicCheckpointIO` wait
+that long between writing a checkpoint's temporary file and renaming it, so that tests (and users
+checking their own setup) can kill a run in the middle of a checkpoint write.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,9 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-__all__ = ["AtomicCheckpointIO", "CorruptCheckpointError", "atomic_save", "safe_load", "newest_loadable"]
+__all__ = [
+    "AtomicCheckpointIO", "CorruptCheckpointError", "atomic_save", "safe_load", "newest_loadable", "remove_stale_temps",
+]
 
 
 class CorruptCheckpointError(RuntimeError):
@@ -102,11 +109,30 @@ def newest_loadable(folder: str | os.PathLike, exclude: Path | None = None) -> P
     return None if best is None else best[1]
 
 
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of writes that a killed process left in ``folder``; returns them.
+
+    Only for a folder no live process writes to (a run being resumed).
+    """
+    stale = sorted(Path(folder).glob(".*.tmp-*"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint IO that writes atomically and loads with ``weights_only=True``."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        atomic_save(checkpoint, path)
+        delay = float(os.environ.get("NIDIFF_FAULT_CHECKPOINT_DELAY") or 0)
+
+        def save(obj: Any, f) -> None:
+            torch.save(obj, f)
+            if delay > 0:  # fault injection: a wide window in which the write is under way
+                f.flush()
+                time.sleep(delay)
+
+        atomic_save(checkpoint, path, save=save)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
         return safe_load(path, map_location=map_location or "cpu")

@@ -129,7 +129,10 @@ def test_missing_and_mismatched_checkpoints(tiny_run, tmp_path, capsys):
     other = tmp_path / "other"
     (other / "checkpoints").mkdir(parents=True)
     (other / ".hydra").mkdir()
-    (other / "checkpoints" / "last.ckpt").write_bytes((tiny_run / "checkpoints" / "last.ckpt").read_bytes())
+    state = torch.load(tiny_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert state["config"]["net"]["base_channels"] == 32  # checkpoints carry the configuration of their weights
+    state.pop("config")  # as checkpoints written before they did: the run's .hydra/config.yaml is used
+    torch.save(state, other / "checkpoints" / "last.ckpt")
     config = (tiny_run / ".hydra" / "config.yaml").read_text().replace("base_channels: 32", "base_channels: 64")
     (other / ".hydra" / "config.yaml").write_text(config)
     assert main(["sample", "--run", str(other), "--out", str(tmp_path / "o"), "-n", "1"]) == 1

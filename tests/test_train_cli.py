@@ -25,7 +25,9 @@ TINY = [
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NIDIFF_DATA": str(cwd / "no-data-here")}
+    # the repository on the path: tests.faults is a network a test names with net._target_
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "NIDIFF_DATA": str(cwd / "no-data-here"), "PYTHONPATH": path}
     return subprocess.run([NIDIFF, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 

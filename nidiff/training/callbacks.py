@@ -12,7 +12,7 @@ import torch
 from nidiff.images import make_grid, save_png
 from nidiff.sampling import ancestral, uniform_grid
 
-__all__ = ["SampleGrid", "RNGState", "sample_grid"]
+__all__ = ["FinalCheckpoint", "SampleGrid", "RNGState", "sample_grid"]
 
 
 @torch.no_grad()
@@ -40,8 +40,12 @@ class SampleGrid(L.Callback):
         self.every_n_steps, self.n, self.steps, self.seed = every_n_steps, n, steps, seed
         self.x_clip = x_clip
         self.last_path: Path | None = None
+        self._last_step: int | None = None
 
     def _write(self, trainer: L.Trainer, module) -> None:
+        if trainer.global_step == self._last_step:  # a skipped (non-finite) step left the step as it was
+            return
+        self._last_step = trainer.global_step
         if trainer.is_global_zero:
             path = self.dirpath / f"step_{trainer.global_step:07d}.png"
             self.last_path = sample_grid(module, self.n, self.steps, self.seed, path, self.x_clip)
@@ -53,6 +57,26 @@ class SampleGrid(L.Callback):
     def on_train_end(self, trainer, module) -> None:
         if trainer.global_step % self.every_n_steps != 0:
             self._write(trainer, module)
+
+
+class FinalCheckpoint(L.Callback):
+    """At the last step, when it is not a multiple of ``every_n_steps``: ``step_XXXXXXX.ckpt`` and ``last.ckpt``.
+
+    Written from inside the step, as the periodic checkpoints are: a checkpoint written after ``fit``
+    returns records a finished epoch, and a run resumed from it would start the next epoch and see
+    other batches than a run that had not stopped.
+    """
+
+    def __init__(self, dirpath: str | Path, every_n_steps: int) -> None:
+        self.dirpath, self.every_n_steps = Path(dirpath), every_n_steps
+        self._last_step: int | None = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step == trainer.max_steps and step % self.every_n_steps and step != self._last_step:
+            self._last_step = step
+            trainer.save_checkpoint(self.dirpath / f"step_{step:07d}.ckpt")
+            trainer.save_checkpoint(self.dirpath / "last.ckpt")
 
 
 class RNGState(L.Callback):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,8 +11,9 @@ from omegaconf import DictConfig
 
 from nidiff.checkpoints import CorruptCheckpointError
 from nidiff.config import conf_dir, search_path, translate_overrides
+from nidiff.training.guard import NonFiniteError
 
-__all__ = ["hydra_train", "hydra_args", "relaunch_argv"]
+__all__ = ["hydra_train", "hydra_args", "refuse_existing_run", "relaunch_argv"]
 
 
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i"}
@@ -32,14 +34,37 @@ def hydra_args(args: list[str]) -> list[str]:
     out = flags + translate_overrides(args)
     for arg in args:
         key, _, value = arg.partition("=")
-        if key == "resume" and value and not any(a.startswith("hydra.run.dir=") for a in args):
-            path = Path(value)
-            run_dir = path if path.is_dir() else path.parent.parent  # RUN/checkpoints/x.ckpt
-            out.append(f"hydra.run.dir={run_dir}")
+        if key == "resume" and value:
+            if not any(a.startswith("hydra.run.dir=") for a in args):
+                path = Path(value)
+                run_dir = path if path.is_dir() else path.parent.parent  # RUN/checkpoints/x.ckpt
+                out.append(f"hydra.run.dir={run_dir}")
+            if not any(a.startswith("hydra.output_subdir=") for a in args):
+                # the run's own .hydra/config.yaml stays as written; each resume keeps its own
+                out.append("hydra.output_subdir=.hydra/resume_${now:%Y-%m-%d_%H-%M-%S}")
     extra = search_path()
     if extra:
         out.append(f"hydra.searchpath=[{','.join(extra)}]")
     return out
+
+
+def refuse_existing_run(args: list[str]) -> str | None:
+    """Why ``hydra.run.dir=DIR`` must not start a new run (it holds one), or None.
+
+    Checked before Hydra starts, because Hydra writes ``DIR/.hydra/`` first thing. A process that
+    Lightning's DDP launcher started (rank > 0) is exempt: rank 0 already decided.
+    """
+    from nidiff.training.run import existing_run
+
+    values = dict(a.partition("=")[::2] for a in args if "=" in a)
+    if "hydra.run.dir" not in values or values.get("resume") or os.environ.get("LOCAL_RANK", "0") != "0":
+        return None
+    run_dir = Path(values["hydra.run.dir"])
+    found = existing_run(run_dir)
+    if not found:
+        return None
+    return (f"{run_dir} already holds a run ({found[0].relative_to(run_dir)}, ...): pass resume={run_dir} to "
+            f"continue it, or choose another hydra.run.dir; nothing was written")
 
 
 # set for each process by Lightning's launcher (lightning.fabric's _hydra_subprocess_cmd)
@@ -69,11 +94,16 @@ def hydra_train(args: list[str]) -> int:
         sys.argv = relaunch  # what Lightning's DDP launcher runs again for the other processes
         try:
             train(cfg)
-        except (ValueError, TypeError, FileNotFoundError, ImportError, CorruptCheckpointError) as err:
+        except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError, CorruptCheckpointError,
+                NonFiniteError) as err:
             # bad input: a clear message, no traceback
             print(f"nidiff train: error: {err}", file=sys.stderr)
             status["code"] = 1
 
+    refused = refuse_existing_run(args)
+    if refused:
+        print(f"nidiff train: error: {refused}", file=sys.stderr)
+        return 1
     sys.argv = ["nidiff train", *hydra_args(args)]
     try:
         hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")(task)()

@@ -45,11 +45,14 @@ def _sub_state(state: dict, prefix: str) -> dict:
 def load_run(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> LoadedRun:
     """Rebuild the diffusion process and the network of a run and load a checkpoint into them."""
     run_dir, ckpt = resolve_checkpoint(path)
-    config = run_dir / ".hydra" / "config.yaml"
-    if not config.is_file():
-        raise FileNotFoundError(f"{config} is missing: the checkpoint's run directory must hold its .hydra/config.yaml")
-    cfg = OmegaConf.load(config)
     state = safe_load(ckpt)
+    config = run_dir / ".hydra" / "config.yaml"
+    if "config" in state:  # the configuration that wrote these weights
+        cfg, config = OmegaConf.create(state["config"]), ckpt
+    elif config.is_file():
+        cfg = OmegaConf.load(config)
+    else:
+        raise FileNotFoundError(f"{config} is missing: the checkpoint's run directory must hold its .hydra/config.yaml")
     weights = state.get("state_dict", {})
     basis = instantiate(cfg.basis)
     basis_state = _sub_state(weights, "diffusion.basis.")

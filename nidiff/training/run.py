@@ -20,16 +20,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from nidiff.checkpoints import AtomicCheckpointIO, newest_loadable, safe_load
+from nidiff.checkpoints import AtomicCheckpointIO, newest_loadable, remove_stale_temps, safe_load
 from nidiff.diffusion import GaussianDiffusion
-from nidiff.training.callbacks import RNGState, SampleGrid
+from nidiff.training.callbacks import FinalCheckpoint, RNGState, SampleGrid
+from nidiff.training.guard import NonFiniteError, NonFiniteGuard
+from nidiff.training.logs import run_loggers
 from nidiff.training.module import DiffusionModule, count_parameters
+from nidiff.training.validate import resume_differences, validate_config
 
-__all__ = ["build_diffusion", "build_module", "train"]
+__all__ = ["build_diffusion", "build_module", "check_resume", "existing_run", "resolve_resume", "train"]
 
 
 @rank_zero_only
@@ -54,12 +56,47 @@ def build_diffusion(cfg: DictConfig, datamodule=None) -> GaussianDiffusion:
 def build_module(cfg: DictConfig, datamodule=None) -> DiffusionModule:
     diffusion = build_diffusion(cfg, datamodule)
     net = instantiate(cfg.net)
-    return DiffusionModule(net, diffusion, **cfg.optim, ema_decay=cfg.ema.decay, **cfg.get("speed", {}))
+    return DiffusionModule(
+        net, diffusion, **cfg.optim, ema_decay=cfg.ema.decay, **cfg.get("speed", {}),
+        guard=NonFiniteGuard(**cfg.get("nonfinite", {})), config=OmegaConf.to_container(cfg, resolve=True),
+    )
+
+
+def existing_run(run_dir: Path) -> list[Path]:
+    """What a run left in ``run_dir`` that a new run there would overwrite (empty: nothing)."""
+    found = sorted((run_dir / "checkpoints").glob("*.ckpt")) + sorted((run_dir / "samples").glob("*.png"))
+    found += [p for p in (run_dir / "logs" / "metrics.csv",) if p.is_file()]
+    return found
+
+
+def check_resume(cfg: DictConfig, ckpt: str, checkpoint: dict) -> None:
+    """Refuse to resume ``ckpt`` under a configuration that trains something else (``resume_check``)."""
+    saved = checkpoint.get("config")
+    if not cfg.get("resume_check", True) or saved is None:  # None: an older checkpoint, without one
+        return
+    diffs = resume_differences(saved, OmegaConf.to_container(cfg, resolve=True))
+    if diffs:
+        raise ValueError(
+            f"cannot resume {ckpt}: it was written with a different configuration. Fields that differ:\n  "
+            + "\n  ".join(diffs)
+            + "\nGive the saved values (or the original recipe and overrides), or pass resume_check=false to "
+            "continue anyway as a different run"
+        )
 
 
 def train(cfg: DictConfig) -> Path:
     """Train as ``cfg`` says, in the Hydra run directory; returns that directory."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    validate_config(cfg)
+    ckpt = resolve_resume(cfg.resume, run_dir)
+    if ckpt is None and not cfg.resume and existing_run(run_dir):
+        raise FileExistsError(
+            f"{run_dir} already holds a run ({existing_run(run_dir)[0].relative_to(run_dir)}, ...): pass "
+            f"resume={run_dir} to continue it, or choose another hydra.run.dir"
+        )
+    resumed = None if ckpt is None else torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    if resumed is not None:
+        check_resume(cfg, ckpt, resumed)
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.matmul_precision)
     datamodule = instantiate(cfg.data)
@@ -76,12 +113,13 @@ def train(cfg: DictConfig) -> Path:
             save_top_k=-1,
             save_last=True,
         ),
+        FinalCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps),
         sample_cb,
         RNGState(),
         LearningRateMonitor(logging_interval="step"),
         TQDMProgressBar(refresh_rate=cfg.progress_refresh),
     ]
-    loggers = [CSVLogger(run_dir, name="logs", version=""), TensorBoardLogger(run_dir, name="tb", version="")]
+    loggers = run_loggers(run_dir, resumed)
     trainer = L.Trainer(
         **cfg.trainer, callbacks=callbacks, logger=loggers, default_root_dir=run_dir, plugins=[AtomicCheckpointIO()]
     )
@@ -90,11 +128,15 @@ def train(cfg: DictConfig) -> Path:
             f"trainer.devices={cfg.trainer.devices} starts {trainer.world_size} processes, which a -m sweep "
             f"cannot do: run each job of the sweep as its own `nidiff train` command"
         )
-    ckpt = resolve_resume(cfg.resume, run_dir)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
-    if trainer.global_step % cfg.checkpoint.every_n_steps:  # the end of training is a checkpoint too
-        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # atomic, via the plugin
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+    except NonFiniteError as err:
+        good = newest_loadable(run_dir / "checkpoints")
+        raise NonFiniteError(
+            f"{err}. Stopped at step {trainer.global_step}; the newest checkpoint, {good or 'none (none written yet)'}, "
+            f"is untouched: resume={run_dir} continues from it (a lower optim.lr or nonfinite.policy=skip may help)"
+        ) from None
     loss = trainer.callback_metrics.get("train/loss")
     _say(f"nidiff: {cfg.name}: reached step {trainer.global_step} in {time.perf_counter() - start:.0f} s"
           + (f", last loss {float(loss):.4f}" if loss is not None else ""))
@@ -109,7 +151,12 @@ def resolve_resume(resume: str | None, run_dir: Path) -> str | None:
         return None
     path = Path(str(resume))
     if path.is_dir():
+        for stale in remove_stale_temps(path / "checkpoints"):
+            _say(f"nidiff: removed {stale}, left by a write that was interrupted")
         found = newest_loadable(path / "checkpoints")
+        if found is None and (path / ".hydra").is_dir():  # a run killed before its first checkpoint
+            _say(f"nidiff: {path} has no checkpoint yet: starting it again from step 0")
+            return None
         if found is None:
             raise FileNotFoundError(
                 f"cannot resume: no loadable checkpoint in {path / 'checkpoints'}; give resume=RUN_DIR "

@@ -7,16 +7,18 @@
 | linear warm-up (ours: DDPM's 5,000 steps)         | ``LinearWarmup``             |
 | gradient clipping at norm 1 (ours: DDPM's)        | ``TrainStep.grad_clip``      |
 | EMA decay 0.9999 (section 6)                      | ``TrainStep.ema``            |
+| skip a non-finite step (ours, ``guard.py``)       | ``optimizer_update``         |
 
 :class:`TrainStep` runs what Lightning runs for :class:`~nidiff.training.module.DiffusionModule`
-(the same loss, gradient clipping, Adam, warm-up and EMA, built by the same functions below), with
-no trainer around it: a training loop of its own, and the step that ``benchmarks/`` time.
+(the same loss, then :func:`optimizer_update`: gradient clipping, the non-finite guard, Adam,
+warm-up and EMA), with no trainer around it: a training loop of its own, and the step that
+``benchmarks/`` time.
 
 Speed levers (``docs/performance.md``); only ``precision="bf16"`` changes the numbers:
 
-- No host sync: ``t`` is drawn on the device inside the loss, so the engine's argument checks
-  (``validate_args``, which read ``t`` back to the host) are skipped for it, and the loss comes
-  back as a device tensor.
+- One host sync per step, the non-finite guard's flag: ``t`` is drawn on the device inside the
+  loss, so the engine's argument checks (``validate_args``, which read ``t`` back to the host) are
+  skipped for it, and the loss comes back as a device tensor.
 - Fused Adam on CUDA (one kernel for all parameters), ``foreach`` clipping, ``foreach`` EMA.
 - ``precision="bf16"``: the network runs under bf16 autocast. Basis transforms stay float32 (they
   turn autocast off) and the squared error is taken in float32.
@@ -28,13 +30,14 @@ Speed levers (``docs/performance.md``); only ``precision="bf16"`` changes the nu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
 
 from nidiff.diffusion import GaussianDiffusion
 from nidiff.training.ema import EMA
+from nidiff.training.guard import NonFiniteGuard, grad_norm
 
 __all__ = [
     "COMPILE_MODES",
@@ -45,6 +48,7 @@ __all__ = [
     "build_optimizer",
     "compile_network",
     "mark_step",
+    "optimizer_update",
     "training_loss",
 ]
 
@@ -132,6 +136,32 @@ def mark_step(net: nn.Module) -> None:
         torch.compiler.cudagraph_mark_step_begin()
 
 
+def optimizer_update(
+    loss: Tensor,                            # this step's loss, its gradients already in ``params``
+    params: list[nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    ema: EMA,
+    net: nn.Module,                          # the network ``ema`` averages
+    grad_clip: float | None,                 # global gradient norm; None or 0: no clipping
+    guard: NonFiniteGuard | None,            # None: no check (a non-finite step is applied)
+    reduce: Callable[[Tensor], Tensor] | None = None,  # sum over processes (DDP), for the guard
+) -> bool:
+    """Clip, check, then step Adam, the warm-up and the EMA; zero the gradients. True if applied.
+
+    A step the guard refuses changes nothing but the guard's counters (and may raise
+    :class:`~nidiff.training.guard.NonFiniteError`); the EMA only ever averages applied steps.
+    """
+    norm = grad_norm(params, grad_clip)
+    applied = guard is None or guard.check(loss, norm, reduce)
+    if applied:
+        optimizer.step()
+        scheduler.step()
+        ema.update(net)
+    optimizer.zero_grad(set_to_none=True)
+    return applied
+
+
 class TrainStep:
     """``step(x)``: one optimizer step on images ``x`` ``[B, C, H, W]`` in [-1, 1]; returns the loss.
 
@@ -154,6 +184,7 @@ class TrainStep:
         precision: str = "32",               # "32" or "bf16" (autocast of the network)
         channels_last: bool = False,         # NHWC weights and activations
         compile: str | None = None,          # a torch.compile mode of COMPILE_MODES, or None
+        guard: NonFiniteGuard | None = None, # non-finite steps; None: NonFiniteGuard() (stop after 10)
     ) -> None:
         params = [p for p in net.parameters() if p.requires_grad]
         if not params:
@@ -172,6 +203,7 @@ class TrainStep:
         self.optimizer = build_optimizer(params, lr, betas, eps, weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, LinearWarmup(warmup_steps))
         self.grad_clip = float(grad_clip) if grad_clip else None
+        self.guard = guard if guard is not None else NonFiniteGuard()
 
     def loss(self, x: Tensor) -> Tensor:
         """Eq. 25 on ``x`` under this step's precision, with gradients (no optimizer step)."""
@@ -182,10 +214,6 @@ class TrainStep:
         mark_step(self.net)
         loss = self.loss(x)
         loss.backward()
-        if self.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
-        self.ema.update(self.net)
+        optimizer_update(loss, self.params, self.optimizer, self.scheduler, self.ema, self.net, self.grad_clip,
+                         self.guard)
         return loss.detach()

@@ -1,0 +1,108 @@
+"""Checks of a training configuration before any work: ranges, and what a resume may change.
+
+:func:`validate_config` lists every out-of-range field at once (``trainer.max_steps=0``,
+``data.batch_size=-1``, ...). :func:`resume_differences` compares the configuration saved in a
+checkpoint with the one given to resume it: fields that decide what is trained (network, basis,
+schedule, optimizer, EMA, data, seed, precision) must match, or the resumed run would not continue
+the saved one; fields in :data:`MAY_CHANGE_ON_RESUME` (how long, where, how fast, how often to
+write) may differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from nidiff.training.guard import POLICIES
+from nidiff.training.step import PRECISIONS
+
+__all__ = ["MAY_CHANGE_ON_RESUME", "validate_config", "resume_differences", "flatten"]
+
+# dotted prefixes of the fields a resumed run may set differently from the saved one
+MAY_CHANGE_ON_RESUME: tuple[str, ...] = (
+    "name", "resume", "resume_check", "progress_refresh", "matmul_precision", "checkpoint", "sample", "speed",
+    "nonfinite", "trainer.max_steps", "trainer.max_epochs", "trainer.accelerator", "trainer.devices",
+    "trainer.num_nodes", "trainer.strategy", "trainer.log_every_n_steps", "trainer.enable_model_summary",
+    "data.root", "data.path", "data.num_workers", "data.download", "data.on_gpu",
+)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ``ValueError`` listing every field of ``cfg`` out of its range."""
+    problems: list[str] = []
+
+    def need(ok: bool, key: str, rule: str) -> None:
+        if not ok:
+            value = OmegaConf.select(cfg, key, default="<missing>")
+            problems.append(f"{key}={value!r} ({rule})")
+
+    def positive_int(key: str) -> None:
+        value = OmegaConf.select(cfg, key)
+        need(_is_int(value) and value >= 1, key, "an integer >= 1")
+
+    for key in ("trainer.max_steps", "data.batch_size", "checkpoint.every_n_steps", "sample.every_n_steps",
+                "sample.n", "sample.steps", "basis_fit_images", "trainer.log_every_n_steps", "progress_refresh",
+                "nonfinite.max_consecutive"):
+        positive_int(key)
+    shape = OmegaConf.select(cfg, "image_shape")
+    need(shape is not None and len(shape) == 3 and all(_is_int(v) and v >= 1 for v in shape), "image_shape",
+         "three integers >= 1: [channels, height, width]")
+    workers = OmegaConf.select(cfg, "data.num_workers")
+    need(_is_int(workers) and workers >= 0, "data.num_workers", "an integer >= 0")
+    warmup = OmegaConf.select(cfg, "optim.warmup_steps")
+    need(_is_int(warmup) and warmup >= 0, "optim.warmup_steps", "an integer >= 0")
+    lr = OmegaConf.select(cfg, "optim.lr")
+    need(_number(lr) and lr > 0, "optim.lr", "a number > 0")
+    clip = OmegaConf.select(cfg, "optim.grad_clip")
+    need(clip is None or (_number(clip) and clip >= 0), "optim.grad_clip", "null or a number >= 0")
+    decay = OmegaConf.select(cfg, "ema.decay")
+    need(_number(decay) and 0 <= decay < 1, "ema.decay", "a number in [0, 1)")
+    seed = OmegaConf.select(cfg, "seed")
+    need(_is_int(seed) and seed >= 0, "seed", "an integer >= 0")
+    precision = str(OmegaConf.select(cfg, "trainer.precision"))
+    need(precision in PRECISIONS, "trainer.precision",
+         f"one of {', '.join(PRECISIONS)}; float16 mixed precision is not supported, use bf16-mixed")
+    need(OmegaConf.select(cfg, "nonfinite.policy") in POLICIES, "nonfinite.policy", f"one of {', '.join(POLICIES)}")
+    need(OmegaConf.select(cfg, "diffusion.parametrization") in ("eps", "x", "v"), "diffusion.parametrization",
+         "one of eps, x, v")
+    if problems:
+        raise ValueError("invalid configuration: " + "; ".join(problems))
+
+
+def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _may_change(key: str) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in MAY_CHANGE_ON_RESUME)
+
+
+def resume_differences(saved: Mapping, current: Mapping) -> list[str]:
+    """``"key: saved X, now Y"`` for each field that differs and must not (sorted by key)."""
+    old, new = flatten(saved), flatten(current)
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        if _may_change(key):
+            continue
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if a != b:
+            lines.append(f"{key}: saved {a!r}, now {b!r}")
+    return lines

@@ -1,0 +1,42 @@
+"""Fault injection for tests: a UNet that returns NaN, or sends NaN gradients, at chosen calls.
+
+Used through Hydra (``net._target_=tests.faults.FaultyUNet +net.nan_calls=[3]``) by the tests of
+the non-finite guard, including under DDP where only one process is poisoned.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from nidiff.nets import UNet
+
+
+class FaultyUNet(UNet):
+    """``UNet`` whose training-mode call number ``k`` (from 1) in ``nan_calls`` is poisoned.
+
+    ``nan_where="output"``: the output is NaN (a NaN loss); ``"grad"``: the output is right but its
+    gradient is NaN (a finite loss with NaN gradients). ``nan_rank``: poison only that DDP rank.
+    """
+
+    def __init__(self, *args, nan_calls: Sequence[int] = (), nan_where: str = "output",
+                 nan_rank: int | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.nan_calls, self.nan_where, self.nan_rank = set(nan_calls), nan_where, nan_rank
+        self.calls = 0
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        out = super().forward(x, t)
+        if not self.training:
+            return out
+        self.calls += 1
+        rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.calls in self.nan_calls and (self.nan_rank is None or rank == self.nan_rank):
+            if self.nan_where == "output":
+                return out * float("nan")
+            if out.requires_grad:
+                out.register_hook(lambda g: torch.full_like(g, float("nan")))
+        return out
