@@ -24,6 +24,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 __all__ = [
     "AtomicCheckpointIO", "CorruptCheckpointError", "atomic_save", "safe_load", "newest_loadable", "remove_stale_temps",
+    "unloadable",
 ]
 
 
@@ -118,6 +119,17 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def unloadable(folder: str | os.PathLike) -> list[Path]:
+    """The checkpoints in ``folder`` that do not load (truncated, corrupt, not checkpoints)."""
+    bad = []
+    for path in candidates(folder):
+        try:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:
+            bad.append(path)
+    return bad
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -139,5 +139,5 @@ def test_sigkill_then_resume_is_bit_exact(straight, tmp_path, point):
 
 @pytest.mark.parametrize("trial", range(int(os.environ.get("NIDIFF_TEST_KILL_TRIALS", "0"))))
 def test_sigkill_at_a_random_moment(straight, tmp_path, trial):
-    delay = random.Random(trial).uniform(4.0, 9.0)  # from start-up to the end of training
+    delay = random.Random(trial).uniform(3.0, 8.0)  # from start-up to the end of training
     kill_and_resume(straight, tmp_path, {}, None, delay=delay)

@@ -82,7 +82,7 @@ class EncodedImages(Dataset):
         except _decode_errors() as err:
             raise ValueError(
                 f"cannot read image {self.name(index)!r} in {self.source}: {err}. Remove or "
-                f"replace the file, or pass on_error='skip' to skip unreadable images"
+                f"replace the file, or pass on_error=skip (data.on_error=skip) to skip unreadable images"
             ) from err
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
@@ -105,9 +105,10 @@ class EncodedImages(Dataset):
     def _note_skipped(self, name: str, err: Exception) -> None:
         self.skipped.append(name)
         if len(self.skipped) == 1:
+            reason = str(err).split(". Remove or replace")[0]
             warnings.warn(
-                f"{err} -- on_error='skip': unreadable images are replaced by the next readable "
-                f"one; this is reported once, further ones are counted in `.skipped`",
+                f"skipped an unreadable image: {reason} (on_error=skip: it is replaced by the next "
+                f"readable one; reported once per process, further ones are counted in `.skipped`)",
                 RuntimeWarning,
                 stacklevel=3,
             )

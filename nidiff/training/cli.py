@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
 import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from nidiff.checkpoints import CorruptCheckpointError
@@ -98,6 +100,11 @@ def hydra_train(args: list[str]) -> int:
                 NonFiniteError) as err:
             # bad input: a clear message, no traceback
             print(f"nidiff train: error: {err}", file=sys.stderr)
+            status["code"] = 1
+        except InstantiationException as err:  # a component refused its arguments: say which, and why
+            key = re.search(r"full_key: (\S+)", str(err))
+            cause = err.__cause__ if err.__cause__ is not None else err
+            print(f"nidiff train: error: {key.group(1) + ': ' if key else ''}{cause}", file=sys.stderr)
             status["code"] = 1
 
     refused = refuse_existing_run(args)

@@ -12,6 +12,7 @@ Run directory layout (``hydra.run.dir``)::
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -23,7 +24,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQ
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from nidiff.checkpoints import AtomicCheckpointIO, newest_loadable, remove_stale_temps, safe_load
+from nidiff.checkpoints import AtomicCheckpointIO, newest_loadable, remove_stale_temps, safe_load, unloadable
 from nidiff.diffusion import GaussianDiffusion
 from nidiff.training.callbacks import FinalCheckpoint, RNGState, SampleGrid
 from nidiff.training.guard import NonFiniteError, NonFiniteGuard
@@ -128,6 +129,8 @@ def train(cfg: DictConfig) -> Path:
             f"trainer.devices={cfg.trainer.devices} starts {trainer.world_size} processes, which a -m sweep "
             f"cannot do: run each job of the sweep as its own `nidiff train` command"
         )
+    # the checkpoints hold the state after the step's update, which is what they are for
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
@@ -154,6 +157,8 @@ def resolve_resume(resume: str | None, run_dir: Path) -> str | None:
         for stale in remove_stale_temps(path / "checkpoints"):
             _say(f"nidiff: removed {stale}, left by a write that was interrupted")
         found = newest_loadable(path / "checkpoints")
+        for bad in unloadable(path / "checkpoints"):
+            _say(f"nidiff: {bad} cannot be loaded (truncated or corrupt): skipped; resuming from {found}")
         if found is None and (path / ".hydra").is_dir():  # a run killed before its first checkpoint
             _say(f"nidiff: {path} has no checkpoint yet: starting it again from step 0")
             return None

@@ -1,0 +1,174 @@
+"""Every bad input of ``nidiff train`` gets a clear message and exit code 1 before any work, and
+nothing already written is lost. The cases are the rows of docs/reliability.md."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nidiff.cli import main
+from tests.test_train_cli import TINY, write_cifar_like_zip
+
+
+def train(tmp_path: Path, *args: str, run_dir: Path | None = None) -> list[str]:
+    """``nidiff train`` arguments, run in this process (Hydra's log handlers off: pytest swaps stderr)."""
+    recipe = next((a for a in args if a.startswith("recipe=")), "recipe=blurring_cifar10")
+    return ["train", recipe, *TINY, "trainer.max_steps=2", f"hydra.run.dir={run_dir or tmp_path / 'run'}",
+            "hydra/job_logging=disabled", "hydra/hydra_logging=disabled",
+            *(a for a in args if not a.startswith("recipe="))]
+
+
+def exit_and_error(capsys, argv: list[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(autouse=True)
+def no_cifar(tmp_path, monkeypatch):
+    monkeypatch.setenv("NIDIFF_DATA", str(tmp_path / "no-data-here"))
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration values out of range
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.max_steps=0", "trainer.max_steps=0 (an integer >= 1)"),
+    ("data.batch_size=-4", "data.batch_size=-4 (an integer >= 1)"),
+    ("checkpoint.every_n_steps=0", "checkpoint.every_n_steps=0"),
+    ("optim.lr=0", "optim.lr=0 (a number > 0)"),
+    ("optim.warmup_steps=-1", "optim.warmup_steps=-1"),
+    ("optim.grad_clip=-1", "optim.grad_clip=-1"),
+    ("ema.decay=1.0", "ema.decay=1.0 (a number in [0, 1))"),
+    ("image_shape=[3,32]", "image_shape"),
+    ("trainer.precision=16-mixed", "use bf16-mixed"),
+    ("nonfinite.policy=ignore", "nonfinite.policy='ignore' (one of skip, stop)"),
+    ("diffusion.parametrization=score", "one of eps, x, v"),
+    ("schedule.sigma_blur_max=-1", "schedule: sigma_blur_max must be >= 0"),
+    ("schedule.d_min=2", "schedule: d_min must be < 1"),
+    ("recipe=ddpm_cifar10 schedule.logsnr_min=5 schedule.logsnr_max=-5", "the log-SNR must decrease"),
+])
+def test_out_of_range_values(tmp_path, capsys, override, message):
+    code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=synthetic", *override.split()))
+    assert code == 1 and message in err, err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_every_problem_is_listed_at_once(tmp_path, capsys):
+    code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=synthetic", "trainer.max_steps=0",
+                                                "data.batch_size=0", "ema.decay=2"))
+    assert code == 1 and "trainer.max_steps=0" in err and "data.batch_size=0" in err and "ema.decay=2" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# image folders
+
+def png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image_zip(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def rgb(i: int, size: int = 32) -> np.ndarray:
+    return np.random.default_rng(i).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+def test_missing_folder(tmp_path, capsys):
+    code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=folder", f"data.path={tmp_path / 'absent'}"))
+    assert code == 1 and "no image folder" in err and "absent" in err
+
+
+def test_empty_folder(tmp_path, capsys):
+    (tmp_path / "empty" / "cat").mkdir(parents=True)
+    code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=folder", f"data.path={tmp_path / 'empty'}"))
+    assert code == 1 and "no images" in err
+
+
+@pytest.mark.parametrize("policy", ["skip", "raise"])
+def test_corrupt_images(tmp_path, capsys, policy):
+    files = {f"cat/{i}.png": png(rgb(i)) for i in range(12)}
+    files["cat/broken.png"] = png(rgb(99))[:60]  # truncated
+    files["cat/text.jpg"] = b"this is not a JPEG"
+    data = image_zip(tmp_path / "images.zip", files)
+    argv = train(tmp_path, "data.dataset=folder", f"data.path={data}", f"data.on_error={policy}")
+    if policy == "skip":
+        with pytest.warns(RuntimeWarning, match=r"skipped an unreadable image: cannot read image 'cat/(broken.png|text.jpg)'"):
+            code, out, err = exit_and_error(capsys, argv)
+        assert code == 0, err
+    else:
+        code, out, err = exit_and_error(capsys, argv)
+        assert code == 1 and ("broken.png" in err or "text.jpg" in err) and "data.on_error=skip" in err
+
+
+def test_mixed_sizes_grayscale_and_rgba_are_converted(tmp_path, capsys):
+    files = {f"a/{i}.png": png(rgb(i)) for i in range(6)}
+    files.update({f"b/{i}.png": png(rgb(i, 48)) for i in range(6, 10)})  # larger: resized and cropped
+    files.update({f"c/{i}.png": png(rgb(i)[..., 0]) for i in range(10, 13)})  # grayscale
+    files.update({f"d/{i}.png": png(np.dstack([rgb(i), np.full((32, 32), 128, np.uint8)])) for i in range(13, 16)})
+    data = image_zip(tmp_path / "images.zip", files)
+    code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=folder", f"data.path={data}"))
+    assert code == 0, err
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# run directories and checkpoints
+
+@pytest.fixture
+def finished_run(tmp_path, capsys):
+    data = write_cifar_like_zip(tmp_path / "images.zip")
+    args = ["data.dataset=folder", f"data.path={data}"]
+    code, _, err = exit_and_error(capsys, train(tmp_path, *args))
+    assert code == 0, err
+    return tmp_path / "run", args
+
+
+def test_existing_run_directory_is_refused(tmp_path, capsys, finished_run):
+    run_dir, args = finished_run
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=4"))
+    assert code == 1 and "already holds a run" in err and f"resume={run_dir}" in err
+    after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert after == before  # nothing written, not even Hydra's .hydra/
+
+
+def test_resume_with_another_configuration_lists_the_fields(tmp_path, capsys, finished_run):
+    run_dir, args = finished_run
+    code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=4", "net.base_channels=64",
+                                                "optim.lr=0.001", f"resume={run_dir}"))
+    assert code == 1 and "different configuration" in err
+    assert "net.base_channels: saved 32, now 64" in err and "optim.lr: saved 0.0002, now 0.001" in err
+    assert "trainer.max_steps" not in err  # training longer is what resuming is for
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+    code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=3", "optim.lr=0.001",
+                                                "resume_check=false", f"resume={run_dir}"))
+    assert code == 0, err
+
+
+def test_corrupt_checkpoint(tmp_path, capsys, finished_run):
+    run_dir, args = finished_run
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])  # truncated
+    code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=3", f"resume={last}"))
+    assert code == 1 and f"checkpoint {last} cannot be loaded" in err and "step_0000002.ckpt" in err
+    code, out, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=3", f"resume={run_dir}"))
+    assert code == 0, err  # the run directory resumes from the newest checkpoint that loads
+    assert "last.ckpt cannot be loaded" in out and "reached step 3" in out
+
+
+def test_resume_of_nothing(tmp_path, capsys):
+    code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=synthetic", f"resume={tmp_path / 'none'}"))
+    assert code == 1 and "no checkpoint" in err
