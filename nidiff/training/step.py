@@ -166,8 +166,8 @@ class TrainStep:
     """``step(x)``: one optimizer step on images ``x`` ``[B, C, H, W]`` in [-1, 1]; returns the loss.
 
     Builds, around ``net`` (trained in place) and ``diffusion`` (moved to the network's device), the
-    EMA copy, Adam and the warm-up schedule. The returned loss is a detached device scalar: reading
-    it (``float(loss)``) is the caller's choice of when to synchronise.
+    EMA copy, Adam and the warm-up schedule. The returned loss is a detached device scalar. The
+    step reads one flag back to the host, the non-finite guard's (``guard``); nothing else syncs.
     """
 
     def __init__(
