@@ -53,6 +53,7 @@ def no_cifar(tmp_path, monkeypatch):
     ("schedule.sigma_blur_max=-1", "schedule: sigma_blur_max must be >= 0"),
     ("schedule.d_min=2", "schedule: d_min must be < 1"),
     ("recipe=ddpm_cifar10 schedule.logsnr_min=5 schedule.logsnr_max=-5", "the log-SNR must decrease"),
+    ("schedule=cosine", "add '~schedule.sigma_blur_max' to drop it"),  # the recipe sets a blur field
 ])
 def test_out_of_range_values(tmp_path, capsys, override, message):
     code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=synthetic", *override.split()))

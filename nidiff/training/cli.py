@@ -84,6 +84,16 @@ def relaunch_argv(program: str, args: list[str]) -> list[str]:
     return [program, "train", *(a for a in args if not a.startswith(_SET_BY_LAUNCHER))]
 
 
+def _hint(key: re.Match | None, cause: BaseException) -> str:
+    """For a field the chosen component does not take (a recipe set it for another one): how to drop it."""
+    unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(cause))
+    if key is None or unexpected is None:
+        return ""
+    field = f"{key.group(1)}.{unexpected.group(1)}"
+    return (f". The recipe or an override sets {field}, which this {key.group(1)} does not take: add "
+            f"'~{field}' to drop it")
+
+
 def hydra_train(args: list[str]) -> int:
     from nidiff.training.run import train
 
@@ -104,7 +114,8 @@ def hydra_train(args: list[str]) -> int:
         except InstantiationException as err:  # a component refused its arguments: say which, and why
             key = re.search(r"full_key: (\S+)", str(err))
             cause = err.__cause__ if err.__cause__ is not None else err
-            print(f"nidiff train: error: {key.group(1) + ': ' if key else ''}{cause}", file=sys.stderr)
+            print(f"nidiff train: error: {key.group(1) + ': ' if key else ''}{cause}{_hint(key, cause)}",
+                  file=sys.stderr)
             status["code"] = 1
 
     refused = refuse_existing_run(args)
