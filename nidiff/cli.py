@@ -76,6 +76,12 @@ def fid_ref(args: list[str]) -> int:
     return fid_ref_main(args)
 
 
+def compare(args: list[str]) -> int:
+    from nidiff.compare.cli import main as compare_main
+
+    return compare_main(args)
+
+
 def viz(args: list[str]) -> int:
     from nidiff.viz.cli import main as viz_main
 
@@ -87,6 +93,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "sample": (sample, "sample images from a checkpoint (PNG files and .npz), resumable"),
     "eval": (evaluate, "FID/KID of samples and bits/dim of a checkpoint, written as JSON"),
     "fid-ref": (fid_ref, "compute FID reference statistics of a data set split (.npz)"),
+    "compare": (compare, "train or load a model per configuration of a grid, measure all alike: tables, plots"),
     "viz": (viz, "figures (PNG): forward-process strips, log-SNR per band, samples of a checkpoint"),
 }
 

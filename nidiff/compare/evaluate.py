@@ -1,0 +1,130 @@
+"""The metrics of one checkpoint, measured the same way for every configuration of a compare.
+
+| metric                  | measured with the EMA network                                         |
+| ----------------------- | --------------------------------------------------------------------- |
+| ``test_loss``           | eq. 25 per image (``GaussianDiffusion.loss``), mean over the first    |
+|                         | ``loss_images`` test images; ``t`` and the noise from one generator   |
+|                         | seeded with ``seed``, so every configuration sees the same draws      |
+| ``bits_per_dim``        | :func:`nidiff.likelihood.dataset_bits_per_dim` on ``bpd_images`` test |
+|                         | images, ``n_t`` times each, with its Monte Carlo standard error       |
+| ``fid``, ``kid``        | ``fid_samples`` samples, image ``i`` seeded with ``(seed, i)`` as in  |
+|                         | ``nidiff sample``, against the shared reference                       |
+| ``sample_images_per_s`` | those samples (or ``speed_samples`` images) over the sampler's time   |
+
+Every value comes with the number of images it was measured on (``loss_images``, ``bpd_images``,
+``fid_samples``, ``ref_images``, ``sample_images``): a split smaller than asked gives fewer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+
+from nidiff.compare.options import CompareOptions
+from nidiff.metrics import InceptionFeatures, ReferenceStatistics
+
+__all__ = ["Quality", "evaluate_checkpoint"]
+
+
+@dataclass
+class Quality:
+    """What FID and KID are measured with."""
+
+    extractor: InceptionFeatures
+    reference: ReferenceStatistics
+
+
+def evaluate_checkpoint(
+    checkpoint: Path,                 # a step_XXXXXXX.ckpt or last.ckpt
+    names: Sequence[str],             # metrics to measure (options.at_checkpoint)
+    data: DictConfig,                 # the run's data config: its test split is used
+    options: CompareOptions,
+    device: str,
+    quality: Quality | None = None,   # needed for fid and kid
+) -> dict[str, float]:
+    """``{metric: value, ...}`` plus the image counts and standard errors that go with them."""
+    from nidiff.training.load import load_run
+
+    loaded = load_run(checkpoint, device=device)
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        if "test_loss" in names:
+            out.update(_test_loss(loaded, data, options, device))
+        if "bits_per_dim" in names:
+            out.update(_bits_per_dim(loaded, data, options, device))
+        if {"fid", "kid", "sample_images_per_s"} & set(names):
+            out.update(_samples(loaded, names, options, device, quality))
+    return out
+
+
+def _test_images(data: DictConfig, n: int, batch_size: int) -> tuple[Iterator[Tensor], int]:
+    from nidiff.data import image_batches
+
+    batches, total, _ = image_batches(
+        dataset=data.dataset, root=data.root, path=data.path, image_size=data.image_size, split="test",
+        batch_size=batch_size, limit=n, seed=data.seed, num_images=data.num_images,
+    )
+    return batches, total
+
+
+def _test_loss(loaded, data: DictConfig, options: CompareOptions, device: str) -> dict[str, float]:
+    from nidiff.data import to_float
+
+    batches, total = _test_images(data, options.loss_images, options.batch_size)
+    generator = torch.Generator(device=device).manual_seed(options.seed)
+    losses = [loaded.diffusion.loss(loaded.net, to_float(b).to(device), generator=generator).double().cpu()
+              for b in batches]  # each [B]
+    return {"test_loss": float(torch.cat(losses).mean()), "loss_images": total}
+
+
+def _bits_per_dim(loaded, data: DictConfig, options: CompareOptions, device: str) -> dict[str, float]:
+    from nidiff.data import to_float
+    from nidiff.likelihood import dataset_bits_per_dim
+
+    batches, _ = _test_images(data, options.bpd_images, options.batch_size)
+    result = dataset_bits_per_dim(
+        loaded.diffusion, loaded.net, (to_float(b) for b in batches), n_t=options.n_t,
+        generator=torch.Generator(device=device).manual_seed(options.seed), device=device, progress=False,
+    )
+    return {"bits_per_dim": result.bpd, "bits_per_dim_stderr": result.stderr, "bpd_images": result.n}
+
+
+def _samples(loaded, names: Sequence[str], options: CompareOptions, device: str,
+             quality: Quality | None) -> dict[str, float]:
+    """Draw the samples (timed), then FID and KID of them against the reference."""
+    from nidiff.evaluation.sample import sample_images
+    from nidiff.metrics import FeatureStatistics, frechet_distance, kid_from_features
+
+    wants_quality = bool({"fid", "kid"} & set(names))
+    if wants_quality and quality is None:
+        raise ValueError("fid and kid need the Inception network and the reference statistics")
+    n = options.fid_samples if wants_quality else options.speed_samples
+    stats = FeatureStatistics(keep_features="kid" in names)
+    seconds = 0.0
+    for start in range(0, n, options.batch_size):
+        indices = list(range(start, min(start + options.batch_size, n)))
+        tic = time.perf_counter()
+        images = sample_images(loaded, indices, options.sampler, options.steps, options.grid, options.seed,
+                               device, x_clip=options.x_clip).cpu()  # uint8 [B, C, H, W]; .cpu() waits
+        seconds += time.perf_counter() - tic
+        if wants_quality:
+            stats.update(quality.extractor(images))
+    out: dict[str, float] = {}
+    if "sample_images_per_s" in names:
+        out.update(sample_images_per_s=n / seconds, sample_images=n)
+    if wants_quality:
+        reference = quality.reference
+        out["fid_samples"] = n
+        out["ref_images"] = int(reference.protocol["num_images"])
+        if "fid" in names:
+            out["fid"] = frechet_distance(stats.mean, stats.cov, reference.mu, reference.sigma)
+        if "kid" in names:
+            size = min(options.kid_subset_size, n, len(reference.features))
+            out["kid"], out["kid_std"] = kid_from_features(reference.features, stats.features, subset_size=size)
+    return out

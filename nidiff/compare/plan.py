@@ -1,0 +1,110 @@
+"""The command line of ``nidiff compare``, checked and expanded into its jobs before any work.
+
+The grid is enumerated by Hydra's own sweeper (``BasicSweeper.split_arguments``, what ``-m``
+runs), and every job's configuration is composed here once, so that an unknown key, a bad value or
+a bad compare option is reported before the first job trains. Hydra then runs the same sweep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hydra.errors import HydraException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from nidiff.compare.naming import job_dirname
+from nidiff.compare.options import CompareOptions
+from nidiff.config import compose, search_path, translate_overrides
+from nidiff.training.validate import validate_config
+
+__all__ = ["Plan", "make_plan"]
+
+# data fields that decide which images a computed FID reference holds
+_REFERENCE_DATA = ("dataset", "root", "path", "image_size", "seed", "num_images")
+# Hydra settings that nidiff compare owns: where and under which names the jobs go
+_OWNED = ("hydra.sweep", "hydra.job.config.override_dirname", "hydra.mode")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``nidiff compare ARGS`` will run."""
+
+    overrides: list[str]        # the overrides in Hydra's names (bases=, schedules=, recipes=)
+    swept: list[str]            # the keys that take several values, in Hydra's names
+    jobs: list[list[str]]       # each job's overrides, in the sweeper's order
+    names: list[str]            # each job's directory name inside options.dir
+    configs: list[DictConfig]   # each job's composed configuration
+    options: CompareOptions
+
+    def hydra_argv(self) -> list[str]:
+        """The arguments of Hydra's multirun: the overrides, and job names from the swept keys."""
+        fixed = sorted({o.partition("=")[0].lstrip("+~") for job in self.jobs for o in job} - set(self.swept))
+        exclude = ",".join(f"'{key}'" for key in fixed)
+        argv = ["--multirun", *self.overrides, f"hydra.job.config.override_dirname.exclude_keys=[{exclude}]"]
+        extra = search_path()
+        if extra:
+            argv.append(f"hydra.searchpath=[{','.join(extra)}]")
+        return argv
+
+
+def make_plan(args: list[str]) -> Plan:
+    """Check ``args`` (overrides only) and expand them; ``ValueError`` before any work on bad input."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    flags = [a for a in args if a.startswith("-") and a not in ("-m", "--multirun")]
+    if flags:
+        raise ValueError(f"nidiff compare takes overrides (key=value) only, not {' '.join(flags)}; "
+                         f"see nidiff compare --help")
+    overrides = translate_overrides([a for a in args if a not in ("-m", "--multirun")])
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as err:
+        raise ValueError(f"cannot parse the overrides: {err}") from None
+    swept = []
+    for override in parsed:
+        key = override.key_or_group
+        if key == "resume":
+            raise ValueError("nidiff compare resumes its jobs itself (a job directory with a partial run "
+                             "continues from its newest checkpoint): remove resume=")
+        if key.startswith(_OWNED):
+            raise ValueError(f"{key} is set by nidiff compare: compare.dir chooses where the jobs go")
+        if override.is_sweep_override():
+            if key.startswith(("compare.", "hydra.")):
+                raise ValueError(f"{key} cannot sweep: every configuration is evaluated with the same "
+                                 f"compare options (run another nidiff compare for other ones)")
+            swept.append(key)
+    task = [o for o in parsed if not o.key_or_group.startswith("hydra.")]
+    try:
+        (jobs,) = BasicSweeper.split_arguments(task, None)
+        configs = [compose(job, config_name="compare") for job in jobs]
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ValueError(str(err).strip()) from None
+    names = [job_dirname(_dirname(job, swept)) for job in jobs]
+    for name, cfg in zip(names, configs):
+        try:  # cheap: ranges, and a bad schedule value (e.g. schedule.blur_shape), before any training
+            validate_config(cfg)
+            instantiate(cfg.schedule)
+        except (HydraException, ValueError, TypeError) as err:  # instantiate wraps the schedule's error
+            raise ValueError(f"configuration {name}: {_cause(err)}") from None
+    options = CompareOptions.from_config(configs[0].compare)
+    if options.needs_reference and not options.ref.exists():
+        differ = [k for k in _REFERENCE_DATA if len({str(c.data.get(k)) for c in configs}) > 1]
+        if differ:
+            raise ValueError(f"the configurations train on different data (data.{', data.'.join(differ)} "
+                             f"vary), so no one reference fits them all: give compare.ref=FILE.npz")
+    return Plan(overrides, swept, jobs, names, configs, options)
+
+
+def _cause(err: BaseException) -> str:
+    """The innermost message of an exception chain (Hydra's instantiate wraps the real error)."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err)
+
+
+def _dirname(job: list[str], swept: list[str]) -> str:
+    """What Hydra's ``override_dirname`` will be for ``job``: its swept overrides, sorted."""
+    return ",".join(sorted(o for o in job if o.partition("=")[0].lstrip("+~") in swept))
