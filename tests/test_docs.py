@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
 
+import nidiff
 from nidiff.registries import BASES
-
-DOCS = Path(__file__).resolve().parents[1] / "docs"
-
-
-def python_blocks(page: str) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), flags=re.S)
+from tests.docs_examples import (
+    DOCS,
+    EXAMPLE_NAMES,
+    load_howto_schedule_module,
+    python_blocks,
+    unload_howto_schedule_module,
+)
 
 
 def test_add_a_basis_example_runs():
@@ -37,10 +39,60 @@ def test_add_a_basis_example_runs():
 @pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.md")))
 def test_docs_name_no_unknown_basis_or_schedule(page):
     """Every `build_basis("x")` / `build_schedule("x")` in the docs names a registered entry."""
-    import nidiff
-
     text = (DOCS / page).read_text()
     for name in re.findall(r'build_basis\("([a-z_0-9]+)"', text):
-        assert name in nidiff.list_bases() or name == "row_dct", (page, name)
+        assert name in nidiff.list_bases() or name in EXAMPLE_NAMES, (page, name)
     for name in re.findall(r'build_schedule\("([a-z_0-9]+)"', text):
-        assert name in nidiff.list_schedules(), (page, name)
+        assert name in nidiff.list_schedules() or name in EXAMPLE_NAMES, (page, name)
+
+
+def test_add_a_schedule_example_runs(capsys):
+    """docs/howto-schedule.md: the class, its Python use, its printed values and its viz process."""
+    from nidiff.viz.process import build_process, parse_process
+
+    try:
+        module = load_howto_schedule_module()
+        (block,) = [b for b in python_blocks("howto-schedule.md") if "import my_schedules" in b]
+        namespace: dict = {}
+        exec(compile(block, "docs/howto-schedule.md", "exec"), namespace)
+        low, high = (float(v) for v in capsys.readouterr().out.split())
+        assert low == pytest.approx(0.0, abs=1e-6)  # the cosine log-SNR at t = 0.5
+        assert high == pytest.approx(-4 * (31 / 32) ** 2, abs=1e-4) and round(high, 2) == -3.75
+        assert bool(torch.isfinite(namespace["z_t"]).all())
+        schedule = namespace["diffusion"].schedule
+        assert isinstance(schedule, module.ShiftedCosine) and schedule.per_coefficient
+        # variance preserving for every coefficient, and shift=0 is the cosine schedule exactly
+        alpha, sigma = namespace["diffusion"].alpha_sigma(torch.rand(5), dtype=torch.float64)
+        torch.testing.assert_close(alpha**2 + sigma**2, torch.ones_like(alpha))
+        t, lam = torch.rand(7, 1, dtype=torch.float64), torch.rand(9, dtype=torch.float64) * 2 * math.pi**2
+        cosine = nidiff.build_schedule("cosine").log_alpha_sigma(t, lam)
+        for ours, ref in zip(module.ShiftedCosine(shift=0).log_alpha_sigma(t, lam), cosine):
+            torch.testing.assert_close(ours, ref.expand_as(ours))
+        with pytest.raises(ValueError, match="shift"):
+            module.ShiftedCosine(shift=-1)
+        # the page's `nidiff viz logsnr --process "dct:shifted_cosine(shift=4)"`
+        process = parse_process("dct:shifted_cosine(shift=4)")
+        assert build_process(process, (3, 8, 8)).schedule.shift == 4.0
+    finally:
+        unload_howto_schedule_module()
+
+
+def test_add_a_schedule_command_line_builds_the_schedule():
+    """The page's `nidiff train ... schedule._target_=my_schedules.ShiftedCosine ...` composes into
+    exactly that schedule."""
+    from hydra.utils import instantiate
+
+    from nidiff.config import compose
+    from nidiff.docgen import shell_commands
+
+    (command,) = [c for c in shell_commands((DOCS / "howto-schedule.md").read_text(), "howto-schedule.md")
+                  if c.argv[0] == "train"]
+    try:
+        module = load_howto_schedule_module()
+        cfg = compose(command.argv[1:])
+        schedule = instantiate(cfg.schedule)
+        assert type(schedule) is module.ShiftedCosine and schedule.shift == 4.0
+        assert (schedule.cosine.logsnr_min, schedule.cosine.logsnr_max) == (-10.0, 10.0)
+        assert cfg.name == "quickstart"
+    finally:
+        unload_howto_schedule_module()
