@@ -49,6 +49,7 @@ def no_cifar(tmp_path, monkeypatch):
     ("image_shape=[3,32]", "image_shape"),
     ("trainer.precision=16-mixed", "use bf16-mixed"),
     ("nonfinite.policy=ignore", "nonfinite.policy='ignore' (one of skip, stop)"),
+    ("trainer.max_epochs=3", "trainer.max_epochs=3 (-1: the length of training is trainer.max_steps)"),
     ("diffusion.parametrization=score", "one of eps, x, v"),
     ("schedule.sigma_blur_max=-1", "schedule: sigma_blur_max must be >= 0"),
     ("schedule.d_min=2", "schedule: d_min must be < 1"),
@@ -140,8 +141,12 @@ def finished_run(tmp_path, capsys):
 def test_existing_run_directory_is_refused(tmp_path, capsys, finished_run):
     run_dir, args = finished_run
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
-    code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=4"))
-    assert code == 1 and "already holds a run" in err and f"resume={run_dir}" in err
+    for spelling in ([], ["resume=null"]):
+        code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=4", *spelling))
+        assert code == 1 and "already holds a run" in err and f"resume={run_dir}" in err
+    argv = [a if not a.startswith("hydra.run.dir=") else "++" + a for a in train(tmp_path, *args)]
+    code, _, err = exit_and_error(capsys, argv)
+    assert code == 1 and "already holds a run" in err
     after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     assert after == before  # nothing written, not even Hydra's .hydra/
 
@@ -153,8 +158,13 @@ def test_resume_with_another_configuration_lists_the_fields(tmp_path, capsys, fi
     assert code == 1 and "different configuration" in err
     assert "net.base_channels: saved 32, now 64" in err and "optim.lr: saved 0.0002, now 0.001" in err
     assert "trainer.max_steps" not in err  # training longer is what resuming is for
+    code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.devices=2", f"resume={run_dir}"))
+    assert code == 1 and "trainer.devices: saved 1, now 2" in err  # the global batch would change
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
-    code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=3", "optim.lr=0.001",
+    code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=3", "trainer.precision=32",
+                                                f"resume={run_dir}"))
+    assert code == 0, err  # 32 on the command line is the "32" of the recipe
+    code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=4", "optim.lr=0.001",
                                                 "resume_check=false", f"resume={run_dir}"))
     assert code == 0, err
 

@@ -30,6 +30,27 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert len(losses) == 2 and all(np.isfinite(losses))
 
 
+def test_ddp_resume_is_exact_and_processes_draw_their_own_noise(tmp_path):
+    """Two processes: 4 steps straight equal 2 steps, then a resume to 4, bit for bit."""
+    from tests.test_resume_exact import assert_same_state, losses
+
+    data = write_cifar_like_zip(tmp_path / "images.zip", n=32)
+    common = ["train", "recipe=blurring_cifar10", *TINY, "data.dataset=folder", f"data.path={data}",
+              "data.batch_size=4", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    for args in (["trainer.max_steps=4", f"hydra.run.dir={straight}"], ["trainer.max_steps=2", f"hydra.run.dir={split}"],
+                 ["trainer.max_steps=4", f"resume={split}"]):
+        out = run([*common, *args], tmp_path)
+        assert out.returncode == 0, out.stderr[-3000:]
+    a = torch.load(straight / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    b = torch.load(split / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    for key in ("state_dict", "optimizer_states", "lr_schedulers"):
+        assert_same_state(a[key], b[key], key)
+    assert losses(straight) == losses(split)
+    per_rank = a["callbacks"]["RNGState"]["torch_per_rank"]
+    assert per_rank.shape[0] == 2 and not torch.equal(per_rank[0], per_rank[1])  # each process its own stream
+
+
 def test_each_process_gets_its_own_shard():
     """The data module shards every epoch over the processes: disjoint, together the whole set."""
     seen = []

@@ -141,3 +141,22 @@ def test_sigkill_then_resume_is_bit_exact(straight, tmp_path, point):
 def test_sigkill_at_a_random_moment(straight, tmp_path, trial):
     delay = random.Random(trial).uniform(3.0, 8.0)  # from start-up to the end of training
     kill_and_resume(straight, tmp_path, {}, None, delay=delay)
+
+
+def test_resumed_twice_to_steps_between_checkpoints(straight, tmp_path):
+    """3 steps, then to 5, then to N: each end falls between checkpoints and is written from inside its step."""
+    data, reference = straight
+    run_dir = tmp_path / "run"
+    for steps, resume in ((3, []), (5, [f"resume={run_dir}"]), (N, [f"resume={run_dir}"])):
+        out = subprocess.run([*command(data, run_dir, *resume)[:-1], f"trainer.max_steps={steps}",
+                              f"hydra.run.dir={run_dir}"], env=environment(tmp_path), capture_output=True, text=True,
+                             timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt")) == [
+        "last.ckpt", "step_0000002.ckpt", "step_0000003.ckpt", "step_0000004.ckpt", "step_0000005.ckpt",
+        "step_0000006.ckpt", "step_0000008.ckpt"]
+    a = torch.load(reference / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    b = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    for key in ("state_dict", "optimizer_states", "lr_schedulers", "nonfinite"):
+        assert_same_state(a[key], b[key], key)
+    assert losses(run_dir) == losses(reference)

@@ -6,13 +6,14 @@ import random
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 import numpy as np
 import torch
 
 from nidiff.images import make_grid, save_png
 from nidiff.sampling import ancestral, uniform_grid
 
-__all__ = ["FinalCheckpoint", "SampleGrid", "RNGState", "sample_grid"]
+__all__ = ["StepCheckpoint", "SampleGrid", "RNGState", "sample_grid"]
 
 
 @torch.no_grad()
@@ -59,31 +60,59 @@ class SampleGrid(L.Callback):
             self._write(trainer, module)
 
 
-class FinalCheckpoint(L.Callback):
-    """At the last step, when it is not a multiple of ``every_n_steps``: ``step_XXXXXXX.ckpt`` and ``last.ckpt``.
+class StepCheckpoint(ModelCheckpoint):
+    """``step_XXXXXXX.ckpt`` and ``last.ckpt`` every ``every_n_steps`` and at the last step, all from inside a step.
 
-    Written from inside the step, as the periodic checkpoints are: a checkpoint written after ``fit``
-    returns records a finished epoch, and a run resumed from it would start the next epoch and see
-    other batches than a run that had not stopped.
+    A checkpoint written after ``fit`` returns records a finished epoch, and a run resumed from it
+    would start the next epoch and see other batches than a run that had not stopped. So the last
+    step (``trainer.max_steps``, when not a multiple of ``every_n_steps``) is written from inside
+    the step like the others, and nothing is written at the end of training (Lightning's
+    ``ModelCheckpoint`` would write ``last.ckpt`` again there).
     """
 
     def __init__(self, dirpath: str | Path, every_n_steps: int) -> None:
-        self.dirpath, self.every_n_steps = Path(dirpath), every_n_steps
-        self._last_step: int | None = None
+        super().__init__(dirpath=dirpath, filename="step_{step:07d}", auto_insert_metric_name=False,
+                         every_n_train_steps=every_n_steps, save_top_k=-1, save_last=True)
+        self.every_n_steps = every_n_steps
+        self._final_step: int | None = None
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, module, outputs, batch, batch_idx)
         step = trainer.global_step
-        if step == trainer.max_steps and step % self.every_n_steps and step != self._last_step:
-            self._last_step = step
-            trainer.save_checkpoint(self.dirpath / f"step_{step:07d}.ckpt")
-            trainer.save_checkpoint(self.dirpath / "last.ckpt")
+        if step == trainer.max_steps and step % self.every_n_steps and step != self._final_step:
+            self._final_step = step
+            trainer.save_checkpoint(Path(self.dirpath) / f"step_{step:07d}.ckpt")
+            trainer.save_checkpoint(Path(self.dirpath) / "last.ckpt")
+
+    def on_train_end(self, trainer, module) -> None:
+        """Nothing: the last step was checkpointed from inside it."""
 
 
 class RNGState(L.Callback):
-    """Save the Python, NumPy and torch (CPU and CUDA) generator states in every checkpoint.
+    """Per-process random streams, saved in every checkpoint and restored on resume.
 
+    Under DDP each process reseeds torch with ``seed + rank`` when training starts, so that the
+    processes draw different ``t`` and noise for their shards (the data order is the sampler's,
+    not drawn from these). A checkpoint holds the Python, NumPy, torch CPU and current-CUDA-device
+    states of every process, gathered to the one file rank 0 writes; each process restores its own.
     Stored as tensors and plain numbers only, so checkpoints load with ``weights_only=True``.
     """
+
+    def __init__(self) -> None:
+        self._trainer: L.Trainer | None = None
+
+    def setup(self, trainer: L.Trainer, module, stage: str) -> None:
+        self._trainer = trainer
+        if trainer.world_size > 1:  # a checkpoint being resumed sets the states again after this
+            torch.manual_seed(torch.initial_seed() + trainer.global_rank)
+
+    def _gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``[world_size, ...]``: every process's ``tensor`` (one process: ``tensor[None]``)."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1:
+            return tensor[None]
+        device = trainer.strategy.root_device
+        return trainer.strategy.all_gather(tensor.to(device)).cpu()
 
     def state_dict(self) -> dict:
         version, words, gauss = random.getstate()
@@ -93,9 +122,10 @@ class RNGState(L.Callback):
             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                       "has_gauss": int(has_gauss), "cached": float(cached)},
             "torch": torch.get_rng_state(),
+            "torch_per_rank": self._gather(torch.get_rng_state()),
         }
         if torch.cuda.is_available():
-            state["cuda"] = torch.cuda.get_rng_state_all()
+            state["cuda_per_rank"] = self._gather(torch.cuda.get_rng_state())
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -103,6 +133,10 @@ class RNGState(L.Callback):
         random.setstate((py["version"], tuple(py["words"].tolist()), py["gauss"]))
         np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
                              npy["has_gauss"], npy["cached"]))
-        torch.set_rng_state(state["torch"])
-        if "cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
+        rank = self._trainer.global_rank if self._trainer is not None else 0
+        per_rank = state.get("torch_per_rank")
+        own = per_rank[rank] if per_rank is not None and rank < len(per_rank) else state["torch"]
+        torch.set_rng_state(own.to(torch.uint8).contiguous().clone())  # a row view is not a generator state
+        cuda = state.get("cuda_per_rank")
+        if cuda is not None and rank < len(cuda) and torch.cuda.is_available():
+            torch.cuda.set_rng_state(cuda[rank].to(torch.uint8).contiguous().clone())

@@ -58,8 +58,9 @@ def refuse_existing_run(args: list[str]) -> str | None:
     """
     from nidiff.training.run import existing_run
 
-    values = dict(a.partition("=")[::2] for a in args if "=" in a)
-    if "hydra.run.dir" not in values or values.get("resume") or os.environ.get("LOCAL_RANK", "0") != "0":
+    values = dict(a.lstrip("+").partition("=")[::2] for a in args if "=" in a)  # +key= and ++key= too
+    resume = values.get("resume", "").strip().lower() not in ("", "null", "none", "~")
+    if "hydra.run.dir" not in values or resume or os.environ.get("LOCAL_RANK", "0") != "0":
         return None
     run_dir = Path(values["hydra.run.dir"])
     found = existing_run(run_dir)

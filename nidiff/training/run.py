@@ -20,13 +20,13 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from nidiff.checkpoints import AtomicCheckpointIO, newest_loadable, remove_stale_temps, safe_load, unloadable
 from nidiff.diffusion import GaussianDiffusion
-from nidiff.training.callbacks import FinalCheckpoint, RNGState, SampleGrid
+from nidiff.training.callbacks import RNGState, SampleGrid, StepCheckpoint
 from nidiff.training.guard import NonFiniteError, NonFiniteGuard
 from nidiff.training.logs import run_loggers
 from nidiff.training.module import DiffusionModule, count_parameters
@@ -106,15 +106,7 @@ def train(cfg: DictConfig) -> Path:
           f"{count_parameters(module.net) / 1e6:.2f}M parameters; run directory {run_dir}")
     sample_cb = SampleGrid(run_dir / "samples", **cfg.sample)
     callbacks = [
-        ModelCheckpoint(
-            dirpath=run_dir / "checkpoints",
-            filename="step_{step:07d}",
-            auto_insert_metric_name=False,
-            every_n_train_steps=cfg.checkpoint.every_n_steps,
-            save_top_k=-1,
-            save_last=True,
-        ),
-        FinalCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps),
+        StepCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps),
         sample_cb,
         RNGState(),
         LearningRateMonitor(logging_interval="step"),
@@ -138,7 +130,7 @@ def train(cfg: DictConfig) -> Path:
         good = newest_loadable(run_dir / "checkpoints")
         raise NonFiniteError(
             f"{err}. Stopped at step {trainer.global_step}; the newest checkpoint, {good or 'none (none written yet)'}, "
-            f"is untouched: resume={run_dir} continues from it (a lower optim.lr or nonfinite.policy=skip may help)"
+            f"is untouched: resume={run_dir} continues from it (nonfinite.policy=skip goes on past such steps)"
         ) from None
     loss = trainer.callback_metrics.get("train/loss")
     _say(f"nidiff: {cfg.name}: reached step {trainer.global_step} in {time.perf_counter() - start:.0f} s"

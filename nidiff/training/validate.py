@@ -3,9 +3,10 @@
 :func:`validate_config` lists every out-of-range field at once (``trainer.max_steps=0``,
 ``data.batch_size=-1``, ...). :func:`resume_differences` compares the configuration saved in a
 checkpoint with the one given to resume it: fields that decide what is trained (network, basis,
-schedule, optimizer, EMA, data, seed, precision) must match, or the resumed run would not continue
-the saved one; fields in :data:`MAY_CHANGE_ON_RESUME` (how long, where, how fast, how often to
-write) may differ.
+schedule, optimizer, EMA, data, seed, precision, and the number of processes, which sets the global
+batch) must match, or the resumed run would not continue the saved one; fields in
+:data:`MAY_CHANGE_ON_RESUME` (how long, where, how fast, how often to write) may differ. Scalars
+compare by value whatever their spelling (``32`` and ``"32"``, ``20`` and ``20.0``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ __all__ = ["MAY_CHANGE_ON_RESUME", "validate_config", "resume_differences", "fla
 # dotted prefixes of the fields a resumed run may set differently from the saved one
 MAY_CHANGE_ON_RESUME: tuple[str, ...] = (
     "name", "resume", "resume_check", "progress_refresh", "matmul_precision", "checkpoint", "sample", "speed",
-    "nonfinite", "trainer.max_steps", "trainer.max_epochs", "trainer.accelerator", "trainer.devices",
-    "trainer.num_nodes", "trainer.strategy", "trainer.log_every_n_steps", "trainer.enable_model_summary",
+    "nonfinite", "trainer.max_steps", "trainer.accelerator", "trainer.log_every_n_steps",
+    "trainer.enable_model_summary",
     "data.root", "data.path", "data.num_workers", "data.download", "data.on_gpu",
 )
 
@@ -69,6 +70,8 @@ def validate_config(cfg: DictConfig) -> None:
     need(_number(decay) and 0 <= decay < 1, "ema.decay", "a number in [0, 1)")
     seed = OmegaConf.select(cfg, "seed")
     need(_is_int(seed) and seed >= 0, "seed", "an integer >= 0")
+    epochs = OmegaConf.select(cfg, "trainer.max_epochs")
+    need(epochs in (-1, None), "trainer.max_epochs", "-1: the length of training is trainer.max_steps")
     precision = str(OmegaConf.select(cfg, "trainer.precision"))
     need(precision in PRECISIONS, "trainer.precision",
          f"one of {', '.join(PRECISIONS)}; float16 mixed precision is not supported, use bf16-mixed")
@@ -95,6 +98,21 @@ def _may_change(key: str) -> bool:
     return any(key == p or key.startswith(p + ".") for p in MAY_CHANGE_ON_RESUME)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as configuration values: ``32 == "32"`` (Hydra parses the command line), ``20 == 20.0``."""
+    if a == b:
+        return True
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (str, int, float)) and isinstance(b, (str, int, float)) and not isinstance(a, bool) \
+            and not isinstance(b, bool):
+        try:
+            return float(a) == float(b)
+        except ValueError:
+            return str(a) == str(b)
+    return False
+
+
 def resume_differences(saved: Mapping, current: Mapping) -> list[str]:
     """``"key: saved X, now Y"`` for each field that differs and must not (sorted by key)."""
     old, new = flatten(saved), flatten(current)
@@ -103,6 +121,6 @@ def resume_differences(saved: Mapping, current: Mapping) -> list[str]:
         if _may_change(key):
             continue
         a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
-        if a != b:
+        if not _same(a, b):
             lines.append(f"{key}: saved {a!r}, now {b!r}")
     return lines
