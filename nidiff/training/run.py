@@ -123,6 +123,8 @@ def train(cfg: DictConfig) -> Path:
         )
     # the checkpoints hold the state after the step's update, which is what they are for
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+    if resumed is not None:  # a resumed run's checkpoint folder holds its earlier checkpoints, as it should
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
