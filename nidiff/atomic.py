@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["link_new"]
+__all__ = ["link_new", "publish"]
 
 
 def link_new(tmp: Path, path: Path, message: str) -> None:
@@ -19,3 +19,11 @@ def link_new(tmp: Path, path: Path, message: str) -> None:
         if path.exists():
             raise FileExistsError(message) from None
         os.replace(tmp, path)
+
+
+def publish(tmp: Path, path: Path, overwrite: bool, message: str) -> None:
+    """Give the finished ``tmp`` the name ``path``: replacing it if ``overwrite``, else as :func:`link_new`."""
+    if overwrite:
+        os.replace(tmp, path)
+    else:
+        link_new(tmp, path, message)

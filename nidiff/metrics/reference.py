@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import nidiff
-from nidiff.atomic import link_new
+from nidiff.atomic import publish
 from nidiff.metrics.statistics import FeatureStatistics
 
 __all__ = [
@@ -116,10 +116,7 @@ def save_reference(
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            link_new(tmp, path, f"{path} exists; pass overwrite=True to replace it")
+        publish(tmp, path, overwrite, f"{path} exists; pass overwrite=True to replace it")
     finally:
         tmp.unlink(missing_ok=True)
     return path

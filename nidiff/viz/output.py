@@ -14,7 +14,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from nidiff.atomic import link_new
+from nidiff.atomic import publish
 
 __all__ = ["new_figure", "check_writable", "save_figure"]
 
@@ -54,10 +54,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, overwrite: bool = False, d
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fig.savefig(tmp, format="png", dpi=dpi, facecolor="white")
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            link_new(tmp, path, f"refusing to overwrite {path}: pass --overwrite")
+        publish(tmp, path, overwrite, f"refusing to overwrite {path}: pass --overwrite")
     finally:
         tmp.unlink(missing_ok=True)
     return path
