@@ -24,7 +24,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 __all__ = [
     "AtomicCheckpointIO", "CorruptCheckpointError", "atomic_save", "safe_load", "newest_loadable", "remove_stale_temps",
-    "unloadable",
+    "scan",
 ]
 
 
@@ -94,20 +94,28 @@ def candidates(folder: str | os.PathLike) -> list[Path]:
     return last + steps
 
 
-def newest_loadable(folder: str | os.PathLike, exclude: Path | None = None) -> Path | None:
-    """The newest checkpoint in ``folder`` that loads, by global step; ``None`` when none does."""
+def scan(folder: str | os.PathLike, exclude: Path | None = None) -> tuple[Path | None, list[Path]]:
+    """One pass over ``folder``'s checkpoints: ``(the newest that loads, by global step, or None;
+    those that do not load)``."""
     best: tuple[int, Path] | None = None
+    bad: list[Path] = []
     for path in candidates(folder):
         if exclude is not None and path.resolve() == Path(exclude).resolve():
             continue
         try:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception:
+            bad.append(path)
             continue
         step = int(state.get("global_step", _step(path)))
         if best is None or step > best[0]:
             best = (step, path)
-    return None if best is None else best[1]
+    return (None if best is None else best[1]), bad
+
+
+def newest_loadable(folder: str | os.PathLike, exclude: Path | None = None) -> Path | None:
+    """The newest checkpoint in ``folder`` that loads, by global step; ``None`` when none does."""
+    return scan(folder, exclude)[0]
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
@@ -119,17 +127,6 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
-
-
-def unloadable(folder: str | os.PathLike) -> list[Path]:
-    """The checkpoints in ``folder`` that do not load (truncated, corrupt, not checkpoints)."""
-    bad = []
-    for path in candidates(folder):
-        try:
-            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception:
-            bad.append(path)
-    return bad
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from nidiff.checkpoints import AtomicCheckpointIO, newest_loadable, remove_stale_temps, safe_load, unloadable
+from nidiff.checkpoints import AtomicCheckpointIO, newest_loadable, remove_stale_temps, safe_load, scan
 from nidiff.diffusion import GaussianDiffusion
 from nidiff.training.callbacks import RNGState, SampleGrid, StepCheckpoint
 from nidiff.training.guard import NonFiniteError, NonFiniteGuard
@@ -150,8 +150,8 @@ def resolve_resume(resume: str | None, run_dir: Path) -> str | None:
     if path.is_dir():
         for stale in remove_stale_temps(path / "checkpoints"):
             _say(f"nidiff: removed {stale}, left by a write that was interrupted")
-        found = newest_loadable(path / "checkpoints")
-        for bad in unloadable(path / "checkpoints"):
+        found, unreadable = scan(path / "checkpoints")
+        for bad in unreadable:
             _say(f"nidiff: {bad} cannot be loaded (truncated or corrupt): skipped; resuming from {found}")
         if found is None and (path / ".hydra").is_dir():  # a run killed before its first checkpoint
             _say(f"nidiff: {path} has no checkpoint yet: starting it again from step 0")
