@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from nidiff.bases.base import Basis
 from nidiff.parametrization import PARAMETRIZATIONS, Parametrization
-from nidiff.sampling.noise import Generators, randn
+from nidiff.noise import Generators, randn
 from nidiff.schedules.base import Schedule
 
 __all__ = ["GaussianDiffusion", "check_monotone_snr"]
@@ -246,7 +246,7 @@ class GaussianDiffusion(nn.Module):
     ) -> Tensor:
         """``z_1 = P u_1`` with ``u_1 ~ N(0, sigma_1^2)`` per coefficient: ``[n, C, H, W]``.
 
-        ``generator`` may be a list of ``n`` generators, one per sample (see ``nidiff.sampling.noise``).
+        ``generator`` may be a list of ``n`` generators, one per sample (see ``nidiff.noise``).
         """
         device = self.lam.device if device is None else device
         u = randn((n, *self.basis.coeff_shape), generator, device=device, dtype=dtype)

@@ -11,11 +11,18 @@ each entry point names a class (or factory), registered under the entry point's 
 from __future__ import annotations
 
 import difflib
+import importlib
+import os
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["Registry", "UnknownNameError", "DuplicateNameError"]
+from nidiff.params import check_params
+
+__all__ = ["PLUGINS_ENV", "Registry", "UnknownNameError", "DuplicateNameError", "import_plugin_modules"]
+
+# modules of the user's own components, imported before any lookup: NIDIFF_PLUGINS=my_schedules,lab.bases
+PLUGINS_ENV = "NIDIFF_PLUGINS"
 
 T = TypeVar("T")
 
@@ -31,10 +38,11 @@ class DuplicateNameError(ValueError):
 class Registry(Generic[T]):
     """Maps explicit names to classes or factories of one kind (``"basis"``, ``"schedule"``)."""
 
-    def __init__(self, kind: str, group: str, plural: str | None = None) -> None:
+    def __init__(self, kind: str, group: str, plural: str | None = None, builtins: str | None = None) -> None:
         self.kind = kind
         self.plural = plural or kind + "s"
         self.group = group  # entry-point group searched on first lookup
+        self.builtins = builtins  # the package whose import registers the built-in entries
         self._entries: dict[str, Callable[..., T]] = {}
         self._plugins_loaded = False
 
@@ -63,8 +71,10 @@ class Registry(Generic[T]):
             raise UnknownNameError(self._unknown_message(name))
         return self._entries[name]
 
-    def build(self, name: str, /, **kwargs) -> T:
-        return self.get(name)(**kwargs)
+    def build(self, name: str, /, **kwargs: Any) -> T:
+        """``factory(**kwargs)`` after checking ``kwargs`` against its signature (:mod:`nidiff.params`)."""
+        factory = self.get(name)
+        return factory(**check_params(factory, kwargs, f"{self.kind} {name!r}"))
 
     def names(self) -> list[str]:
         self._load_plugins()
@@ -84,9 +94,22 @@ class Registry(Generic[T]):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
+        if self.builtins:
+            importlib.import_module(self.builtins)
+        import_plugin_modules()
         for ep in entry_points(group=self.group):
             if ep.name not in self._entries:
                 self.add(ep.name, ep.load())
+
+
+def import_plugin_modules() -> None:
+    """Import the modules named in ``$NIDIFF_PLUGINS`` (comma-separated), whose import registers
+    the user's components. Only the user's environment names them, never a saved run."""
+    for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ImportError(f"{PLUGINS_ENV} names {name!r}, which cannot be imported: {err}") from err
 
 
 def _qualname(obj: object) -> str:

@@ -7,11 +7,11 @@ import sys
 import types
 from pathlib import Path
 
-from nidiff.registries import SCHEDULES
+from nidiff.registries import SAMPLERS, SCHEDULES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # names the examples in docs/ register themselves
-EXAMPLE_NAMES = {"row_dct", "shifted_cosine"}
+EXAMPLE_NAMES = {"row_dct", "shifted_cosine", "tempered"}
 
 
 def python_blocks(page: str) -> list[str]:
@@ -32,3 +32,19 @@ def load_howto_schedule_module() -> types.ModuleType:
 def unload_howto_schedule_module() -> None:
     sys.modules.pop("my_schedules", None)
     SCHEDULES._entries.pop("shifted_cosine", None)
+
+
+def load_sampler_module() -> types.ModuleType:
+    """docs/sampling.md's ``my_samplers.py``, importable as ``my_samplers`` (it registers "tempered");
+    undo with :func:`unload_sampler_module`."""
+    (block,) = [b for b in python_blocks("sampling.md") if "register_sampler" in b]
+    module = types.ModuleType("my_samplers")
+    module.__file__ = str(DOCS / "sampling.md")
+    sys.modules["my_samplers"] = module
+    exec(compile(block, "docs/sampling.md", "exec"), module.__dict__)
+    return module
+
+
+def unload_sampler_module() -> None:
+    sys.modules.pop("my_samplers", None)
+    SAMPLERS._entries.pop("tempered", None)

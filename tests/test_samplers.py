@@ -29,14 +29,13 @@ import pytest
 import torch
 
 import nidiff
+from nidiff.registry import UnknownNameError
 from nidiff.sampling import (
-    SAMPLERS,
     DynamicThreshold,
+    SamplingPlan,
     StaticClip,
     XClip,
     ancestral,
-    ddim,
-    get_sampler,
     logsnr_grid,
     logsnr_midpoints,
     logsnr_summary,
@@ -54,6 +53,11 @@ STEPS = {  # sampler: (grid, steps) documented above
     "heun": (logsnr_grid, 70),
 }
 STD_ALLOWANCE, MEAN_ALLOWANCE = 0.02, 0.01
+SAMPLERS = nidiff.list_samplers()  # every test below that takes a sampler name runs over all of them
+
+
+def test_every_registered_sampler_has_documented_step_counts():
+    assert sorted(STEPS) == SAMPLERS
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -89,7 +93,7 @@ def _moment_errors(problem, sampler, times, **kw):
 def test_deterministic_samplers_match_the_exact_flow(name, basis):
     problem = gaussian_problem(basis)
     grid, steps = STEPS[name]
-    mean_err, std_err = _moment_errors(problem, SAMPLERS[name], grid(problem.diffusion, steps))
+    mean_err, std_err = _moment_errors(problem, nidiff.build_sampler(name), grid(problem.diffusion, steps))
     assert mean_err < MEAN_ALLOWANCE and std_err < STD_ALLOWANCE, (mean_err, std_err)
 
 
@@ -97,7 +101,8 @@ def test_deterministic_samplers_match_the_exact_flow(name, basis):
 def test_convergence_order(name, order):
     """Doubling the steps divides the std error by 2 (first order) or 4 (second order)."""
     problem = gaussian_problem("dct")
-    errors = [_moment_errors(problem, SAMPLERS[name], logsnr_grid(problem.diffusion, n))[1] for n in (100, 200)]
+    sampler = nidiff.build_sampler(name)
+    errors = [_moment_errors(problem, sampler, logsnr_grid(problem.diffusion, n))[1] for n in (100, 200)]
     assert math.log2(errors[0] / errors[1]) == pytest.approx(order, abs=0.3)
 
 
@@ -113,7 +118,7 @@ def test_samples_reproduce_gaussian_data(name, kw, basis):
     grid, steps = STEPS[name]
     n = 2000
     z = d.prior_sample(n, generator=torch.Generator().manual_seed(9))
-    x = SAMPLERS[name](d, problem.model, z, grid(d, steps), generator=torch.Generator().manual_seed(10), **kw)
+    x = nidiff.build_sampler(name, **kw)(d, problem.model, z, grid(d, steps), generator=torch.Generator().manual_seed(10))
     u = d.basis.to_coeffs(x).double()
     m, s2 = problem.m, problem.s2
     se_mean, se_var = (s2 / n).sqrt(), s2 * math.sqrt(2 / (n - 1))
@@ -130,7 +135,7 @@ def test_samplers_read_every_parametrization(parametrization):
         grid = uniform_grid(20)
         z = reference.diffusion.prior_sample(8, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
         a, b = (
-            SAMPLERS[name](p.diffusion, p.model, z, grid, generator=torch.Generator().manual_seed(6))
+            nidiff.build_sampler(name)(p.diffusion, p.model, z, grid, generator=torch.Generator().manual_seed(6))
             for p in (reference, other)
         )
         torch.testing.assert_close(b, a, rtol=1e-7, atol=1e-7, msg=name)
@@ -143,11 +148,14 @@ def test_ddim_with_eta_one_is_ancestral_sampling():
     z = d.prior_sample(64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     times = uniform_grid(50)
     a = ancestral(d, problem.model, z, times, generator=torch.Generator().manual_seed(2))
-    b = ddim(d, problem.model, z, times, generator=torch.Generator().manual_seed(2), eta=1.0)
+    b = nidiff.build_sampler("ddim", eta=1.0)(d, problem.model, z, times, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("name, kw", [("ancestral", {}), ("ddim", {"eta": 0.7})], ids=["ancestral", "ddim"])
+STOCHASTIC = [(name, {}) for name in SAMPLERS if nidiff.build_sampler(name).stochastic] + [("ddim", {"eta": 0.7})]
+
+
+@pytest.mark.parametrize("name, kw", STOCHASTIC, ids=[f"{n}{'-' if kw else ''}{kw}" for n, kw in STOCHASTIC])
 def test_one_generator_per_sample_makes_samples_independent_of_the_batch(name, kw):
     problem = gaussian_problem("haar")
     d = problem.diffusion
@@ -156,11 +164,10 @@ def test_one_generator_per_sample_makes_samples_independent_of_the_batch(name, k
     def generators(indices):
         return [torch.Generator().manual_seed(100 + i) for i in indices]
 
-    whole = SAMPLERS[name](d, problem.model, z, uniform_grid(10), generator=generators(range(4)), **kw)
-    halves = [
-        SAMPLERS[name](d, problem.model, z[i : i + 2], uniform_grid(10), generator=generators(range(i, i + 2)), **kw)
-        for i in (0, 2)
-    ]
+    sampler = nidiff.build_sampler(name, **kw)
+    whole = sampler(d, problem.model, z, uniform_grid(10), generator=generators(range(4)))
+    halves = [sampler(d, problem.model, z[i : i + 2], uniform_grid(10), generator=generators(range(i, i + 2)))
+              for i in (0, 2)]
     torch.testing.assert_close(torch.cat(halves), whole)
 
 
@@ -171,8 +178,8 @@ def test_steps_stay_finite_where_alpha_underflows():
     alpha1, _ = d.alpha_sigma(torch.ones(1))
     assert float(alpha1.min()) == 0.0
     z = d.prior_sample(16, generator=torch.Generator().manual_seed(3))
-    for name, sampler in SAMPLERS.items():
-        x = sampler(d, problem.model, z, uniform_grid(50), generator=torch.Generator().manual_seed(4))
+    for name in SAMPLERS:
+        x = nidiff.build_sampler(name)(d, problem.model, z, uniform_grid(50), generator=torch.Generator().manual_seed(4))
         assert bool(torch.isfinite(x).all()), name
 
 
@@ -180,7 +187,8 @@ def test_shared_signature_and_callback():
     problem = gaussian_problem("haar")
     d = problem.diffusion
     first = ["diffusion", "model", "z", "times", "generator", "callback", "x_clip"]
-    for name, sampler in SAMPLERS.items():
+    for name in SAMPLERS:
+        sampler = nidiff.build_sampler(name)
         assert list(inspect.signature(sampler).parameters)[:7] == first, name
         seen = []
         sampler(d, problem.model, d.prior_sample(2), uniform_grid(4), callback=seen.append)
@@ -224,8 +232,8 @@ class TestClipping:
         with pytest.raises(ValueError, match="percentile"):
             DynamicThreshold(99.5)
 
-    @pytest.mark.parametrize("name, evaluations", [("ancestral", 3), ("ddim", 3), ("dpm2", 6), ("heun", 6)])
-    def test_every_sampler_clips_every_prediction(self, name, evaluations):
+    @pytest.mark.parametrize("name", SAMPLERS)
+    def test_every_sampler_clips_every_prediction(self, name):
         class Spy(XClip):
             calls = 0
 
@@ -235,9 +243,12 @@ class TestClipping:
 
         problem = gaussian_problem("identity")
         d = problem.diffusion
-        x = SAMPLERS[name](d, problem.model, d.prior_sample(4), uniform_grid(3), x_clip=Spy())
-        assert Spy.calls == evaluations and bool(torch.isfinite(x).all())
-        x = SAMPLERS[name](d, problem.model, d.prior_sample(4), uniform_grid(3), x_clip="dynamic")
+        sampler = nidiff.build_sampler(name)
+        calls = []
+        model = lambda z, t: calls.append(1) or problem.model(z, t)  # noqa: E731
+        x = sampler(d, model, d.prior_sample(4), uniform_grid(3), x_clip=Spy())
+        assert Spy.calls == len(calls) == SamplingPlan(name, 3).evaluations and bool(torch.isfinite(x).all())
+        x = sampler(d, problem.model, d.prior_sample(4), uniform_grid(3), x_clip="dynamic")
         assert bool(torch.isfinite(x).all())
 
 
@@ -285,14 +296,22 @@ def test_docs_example_runs():
 
 class TestBadInput:
     def test_unknown_sampler_lists_the_known_ones(self):
-        assert get_sampler("dpm2") is SAMPLERS["dpm2"]
-        with pytest.raises(ValueError, match="known: ancestral, ddim, dpm2, heun"):
-            get_sampler("euler")
+        assert isinstance(nidiff.build_sampler("dpm2"), nidiff.sampling.DPMSolver2)
+        with pytest.raises(UnknownNameError, match="Known samplers: " + ", ".join(SAMPLERS)):
+            nidiff.build_sampler("euler")
+        with pytest.raises(UnknownNameError, match="Known grids: logsnr"):
+            SamplingPlan("ddim", 10, grid="cosine")
+
+    def test_bad_options(self):
+        with pytest.raises(ValueError, match="eta"):
+            nidiff.build_sampler("ddim", eta=1.5)
+        with pytest.raises(TypeError, match="sampler 'ddim' takes no parameter 'order'; it takes: eta"):
+            SamplingPlan("ddim", 10, options={"order": 2})
+        with pytest.raises(TypeError, match="sampler 'heun' takes no parameter 'eta'"):
+            SamplingPlan("heun", 10, options={"eta": 0.5})
 
     def test_bad_eta_and_steps(self):
         problem = gaussian_problem("identity")
         d = problem.diffusion
-        with pytest.raises(ValueError, match="eta"):
-            ddim(d, problem.model, d.prior_sample(1), uniform_grid(2), eta=1.5)
         with pytest.raises(ValueError, match="positive integer"):
             logsnr_grid(d, 0)

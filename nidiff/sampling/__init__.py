@@ -1,22 +1,26 @@
-"""Samplers: free functions with one shared signature
-``sampler(diffusion, model, z, times, generator=None, callback=None, x_clip=None) -> x``.
+"""Samplers and time grids, each registered by name; :func:`run_sampler` is the one loop they share.
 
-| name        | function     | model evaluations per step | kind                                  |
-| ----------- | ------------ | -------------------------- | ------------------------------------- |
-| "ancestral" | ``ancestral``| 1                          | algorithm 1, stochastic               |
-| "ddim"      | ``ddim``     | 1                          | DDIM, ``eta`` in [0, 1]               |
-| "dpm2"      | ``dpm2``     | 2                          | exponential integrator, 2nd order     |
-| "heun"      | ``heun``     | 2                          | Heun in ``t``, 2nd order (baseline)   |
+| name        | class         | model evaluations per step | kind                                  |
+| ----------- | ------------- | -------------------------- | ------------------------------------- |
+| "ancestral" | ``Ancestral`` | 1                          | algorithm 1, stochastic               |
+| "ddim"      | ``DDIM``      | 1                          | DDIM, option ``eta`` in [0, 1]        |
+| "dpm2"      | ``DPMSolver2``| 2                          | exponential integrator, 2nd order     |
+| "heun"      | ``Heun``      | 2                          | Heun in ``t``, 2nd order (baseline)   |
+
+``nidiff.build_sampler(name, **options)`` gives an instance; every instance is called with the
+shared signature ``sampler(diffusion, model, z, times, generator=None, callback=None, x_clip=None)``.
+``ancestral``, ``ddim``, ``dpm2`` and ``heun`` are instances with the default options.
+:func:`~nidiff.sampling.plan.draw` runs a whole :class:`~nidiff.sampling.plan.SamplingPlan`
+(sampler, options, grid, steps, clipping) from the prior: every command and the Python API use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from nidiff.sampling.ancestral import ancestral
+from nidiff.sampling.ancestral import Ancestral, ancestral
+from nidiff.sampling.base import Sampler, SamplerRun, run_sampler
 from nidiff.sampling.clipping import X_CLIPS, DynamicThreshold, StaticClip, XClip, resolve_x_clip
-from nidiff.sampling.ddim import ddim
-from nidiff.sampling.dpm_solver import dpm2
+from nidiff.sampling.ddim import DDIM, ddim
+from nidiff.sampling.dpm_solver import DPMSolver2, dpm2
 from nidiff.sampling.grids import (
     check_grid,
     logsnr_grid,
@@ -25,38 +29,36 @@ from nidiff.sampling.grids import (
     time_at_logsnr,
     uniform_grid,
 )
-from nidiff.sampling.heun import heun
+from nidiff.sampling.heun import Heun, heun
+from nidiff.sampling.plan import SamplingPlan, draw, parse_options
 from nidiff.sampling.predict import Prediction, predict
 
 __all__ = [
-    "SAMPLERS",
     "X_CLIPS",
+    "Ancestral",
+    "DDIM",
+    "DPMSolver2",
     "DynamicThreshold",
+    "Heun",
     "Prediction",
+    "Sampler",
+    "SamplerRun",
+    "SamplingPlan",
     "StaticClip",
     "XClip",
     "ancestral",
     "check_grid",
     "ddim",
     "dpm2",
-    "get_sampler",
+    "draw",
     "heun",
     "logsnr_grid",
     "logsnr_midpoints",
     "logsnr_summary",
+    "parse_options",
     "predict",
     "resolve_x_clip",
+    "run_sampler",
     "time_at_logsnr",
     "uniform_grid",
 ]
-
-SAMPLERS: dict[str, Callable] = {"ancestral": ancestral, "ddim": ddim, "dpm2": dpm2, "heun": heun}
-
-
-def get_sampler(name: str) -> Callable:
-    """The sampler registered as ``name`` in :data:`SAMPLERS`."""
-    if not isinstance(name, str):
-        raise TypeError(f"a sampler name must be a string, got {name!r}")
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
-    return SAMPLERS[name]

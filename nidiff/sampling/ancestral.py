@@ -19,57 +19,27 @@ clipped ``x_hat``: ``c_e (u_t - sigma_t u_eps_hat) = c_x u_x_hat``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import torch
 from torch import Tensor
 
-from nidiff.sampling.clipping import XClip, resolve_x_clip
-from nidiff.sampling.grids import check_grid
-from nidiff.sampling.noise import Generators, randn
-from nidiff.sampling.predict import Model, predict
+from nidiff.registries import register_sampler
+from nidiff.sampling.base import Sampler, SamplerRun
 
-__all__ = ["ancestral"]
+__all__ = ["Ancestral", "ancestral"]
 
 
-@torch.no_grad()
-def ancestral(
-    diffusion,
-    model: Model,
-    z: Tensor,
-    times: Tensor,
-    generator: Generators = None,
-    callback: Callable[[dict], None] | None = None,
-    x_clip: XClip | str | tuple[float, float] | None = None,
-) -> Tensor:
-    """Run algorithm 1 from ``z`` at ``times[0]`` down to ``times[-1]``: ``N`` model evaluations.
+@register_sampler("ancestral")
+class Ancestral(Sampler):
+    """Algorithm 1: ``N`` model evaluations, stochastic."""
 
-    Args:
-        diffusion: a :class:`~nidiff.GaussianDiffusion`.
-        model: ``model(z_t [B, C, H, W], t [B]) -> output [B, C, H, W]``.
-        z: the state at ``times[0]``, ``[B, C, H, W]`` (usually ``diffusion.prior_sample``).
-        times: strictly decreasing grid ``[N + 1]``.
-        generator: one ``torch.Generator``, or one per sample (``nidiff.sampling.noise``).
-        callback: called after each step with ``{"i", "t", "s", "z"}``.
-        x_clip: clipping of ``x_hat`` (see ``nidiff.sampling.clipping``).
-    Returns:
-        the sample at ``times[-1]``, ``[B, C, H, W]``.
-    """
-    times = check_grid(times).to(z.device)
-    x_clip = resolve_x_clip(x_clip)
-    u = diffusion.basis.to_coeffs(z)
-    last, ends_at_zero = times.numel() - 2, float(times[-1]) == 0.0
-    for i in range(times.numel() - 1):
-        t, s = times[i : i + 1], times[i + 1 : i + 2]
-        pred = predict(diffusion, model, u, t, x_clip)
-        c_t, _, c_e, var = diffusion.reverse_coefficients(t, s, u.dtype)
+    stochastic = True
+
+    def step(self, run: SamplerRun, u: Tensor, i: int) -> Tensor:
+        pred = run.predict(u, run.t(i))
+        c_t, _, c_e, var = run.diffusion.reverse_coefficients(run.t(i), run.s(i), u.dtype)
         mean = c_t * u + c_e * pred.signal  # eq. 24
-        if i == last and ends_at_zero:
-            u = mean
-        else:
-            noise = randn(u.shape, generator, device=u.device, dtype=u.dtype)
-            u = mean + var.sqrt() * noise
-        if callback is not None:
-            z_s = diffusion.basis.from_coeffs(u)
-            callback({"i": i, "t": float(times[i]), "s": float(times[i + 1]), "z": z_s})
-    return diffusion.basis.from_coeffs(u)
+        if run.final(i):
+            return mean
+        return mean + var.sqrt() * run.noise(u)
+
+
+ancestral = Ancestral()

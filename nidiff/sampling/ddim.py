@@ -24,17 +24,13 @@ with ``alpha_t u_x_hat = u_t - sigma_t u_eps_hat`` (``Prediction.signal``), so n
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
-from nidiff.sampling.clipping import XClip, resolve_x_clip
-from nidiff.sampling.grids import check_grid
-from nidiff.sampling.noise import Generators, randn
-from nidiff.sampling.predict import Model, predict
+from nidiff.registries import register_sampler
+from nidiff.sampling.base import Sampler, SamplerRun
 
-__all__ = ["ddim", "ddim_coefficients"]
+__all__ = ["DDIM", "ddim", "ddim_coefficients"]
 
 
 def ddim_coefficients(
@@ -55,47 +51,25 @@ def ddim_coefficients(
     return a.to(dtype), b.to(dtype), c.to(dtype)
 
 
-@torch.no_grad()
-def ddim(
-    diffusion,
-    model: Model,
-    z: Tensor,
-    times: Tensor,
-    generator: Generators = None,
-    callback: Callable[[dict], None] | None = None,
-    x_clip: XClip | str | tuple[float, float] | None = None,
-    eta: float = 0.0,
-) -> Tensor:
-    """Generalised DDIM from ``z`` at ``times[0]`` down to ``times[-1]``: ``N`` model evaluations.
+@register_sampler("ddim")
+class DDIM(Sampler):
+    """Generalised DDIM: ``N`` model evaluations; ``eta`` 0 deterministic, 1 ancestral, in [0, 1] between."""
 
-    Args:
-        diffusion: a :class:`~nidiff.GaussianDiffusion`.
-        model: ``model(z_t [B, C, H, W], t [B]) -> output [B, C, H, W]``.
-        z: the state at ``times[0]``, ``[B, C, H, W]`` (usually ``diffusion.prior_sample``).
-        times: strictly decreasing grid ``[N + 1]`` (``uniform_grid`` or ``logsnr_grid``).
-        generator: one ``torch.Generator``, or one per sample (``nidiff.sampling.noise``).
-        callback: called after each step with ``{"i", "t", "s", "z"}``.
-        x_clip: clipping of ``x_hat`` (see ``nidiff.sampling.clipping``).
-        eta: 0 deterministic, 1 ancestral; anything in [0, 1] interpolates the noise.
-    Returns:
-        the sample at ``times[-1]``, ``[B, C, H, W]``.
-    """
-    if isinstance(eta, bool) or not isinstance(eta, (int, float)):
-        raise TypeError(f"eta must be a number, got {eta!r}")
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"eta must lie in [0, 1] (0: deterministic DDIM, 1: ancestral), got {eta!r}")
-    times = check_grid(times).to(z.device)
-    x_clip = resolve_x_clip(x_clip)
-    u = diffusion.basis.to_coeffs(z)
-    last, ends_at_zero = times.numel() - 2, float(times[-1]) == 0.0
-    for i in range(times.numel() - 1):
-        t, s = times[i : i + 1], times[i + 1 : i + 2]
-        pred = predict(diffusion, model, u, t, x_clip)
-        a, b, c = ddim_coefficients(diffusion, t, s, float(eta), u.dtype)
+    def __init__(self, eta: float = 0.0) -> None:
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)):
+            raise TypeError(f"eta must be a number, got {eta!r}")
+        if not 0.0 <= eta <= 1.0:
+            raise ValueError(f"eta must lie in [0, 1] (0: deterministic DDIM, 1: ancestral), got {eta!r}")
+        self.eta = float(eta)
+        self.stochastic = self.eta > 0
+
+    def step(self, run: SamplerRun, u: Tensor, i: int) -> Tensor:
+        pred = run.predict(u, run.t(i))
+        a, b, c = ddim_coefficients(run.diffusion, run.t(i), run.s(i), self.eta, u.dtype)
         u = a * pred.signal + b * pred.eps
-        if eta > 0 and not (i == last and ends_at_zero):
-            u = u + c * randn(u.shape, generator, device=u.device, dtype=u.dtype)
-        if callback is not None:
-            z_s = diffusion.basis.from_coeffs(u)
-            callback({"i": i, "t": float(times[i]), "s": float(times[i + 1]), "z": z_s})
-    return diffusion.basis.from_coeffs(u)
+        if self.eta > 0 and not run.final(i):
+            u = u + c * run.noise(u)
+        return u
+
+
+ddim = DDIM()

@@ -37,49 +37,29 @@ for a scalar schedule, as in DPM-Solver-2. Two model evaluations per step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
-from nidiff.sampling.clipping import XClip, resolve_x_clip
-from nidiff.sampling.grids import check_grid, logsnr_midpoints
-from nidiff.sampling.noise import Generators
-from nidiff.sampling.predict import Model, predict
+from nidiff.registries import register_sampler
+from nidiff.sampling.base import Sampler, SamplerRun
+from nidiff.sampling.grids import logsnr_midpoints
 
-__all__ = ["dpm2"]
+__all__ = ["DPMSolver2", "dpm2"]
 
 
-@torch.no_grad()
-def dpm2(
-    diffusion,
-    model: Model,
-    z: Tensor,
-    times: Tensor,
-    generator: Generators = None,
-    callback: Callable[[dict], None] | None = None,
-    x_clip: XClip | str | tuple[float, float] | None = None,
-) -> Tensor:
-    """Solve the probability-flow ODE from ``times[0]`` to ``times[-1]``: ``2 N`` model evaluations.
+@register_sampler("dpm2")
+class DPMSolver2(Sampler):
+    """DPM-Solver-2 per coefficient: ``2 N`` model evaluations, deterministic."""
 
-    Args:
-        diffusion: a :class:`~nidiff.GaussianDiffusion`.
-        model: ``model(z_t [B, C, H, W], t [B]) -> output [B, C, H, W]``.
-        z: the state at ``times[0]``, ``[B, C, H, W]`` (usually ``diffusion.prior_sample``).
-        times: strictly decreasing grid ``[N + 1]`` (``logsnr_grid`` suits it best).
-        generator: unused (the solver is deterministic); kept for the shared signature.
-        callback: called after each step with ``{"i", "t", "s", "z"}``.
-        x_clip: clipping of ``x_hat`` at both evaluations (see ``nidiff.sampling.clipping``).
-    Returns:
-        the ODE's state at ``times[-1]``, ``[B, C, H, W]``.
-    """
-    times = check_grid(times).to(z.device)
-    x_clip = resolve_x_clip(x_clip)
-    mids = logsnr_midpoints(diffusion, times).to(z.device)
-    u = diffusion.basis.to_coeffs(z)
-    for i in range(times.numel() - 1):
-        t, m, s = times[i : i + 1], mids[i : i + 1], times[i + 1 : i + 2]
-        (la_t, ls_t), (la_m, ls_m), (la_s, ls_s) = (diffusion.log_alpha_sigma(v) for v in (t, m, s))
+    evaluations_per_step = 2
+
+    def begin(self, run: SamplerRun) -> None:
+        run.memory["mids"] = logsnr_midpoints(run.diffusion, run.times).to(run.times.device)
+
+    def step(self, run: SamplerRun, u: Tensor, i: int) -> Tensor:
+        d = run.diffusion
+        t, m, s = run.t(i), run.memory["mids"][i : i + 1], run.s(i)
+        (la_t, ls_t), (la_m, ls_m), (la_s, ls_s) = (d.log_alpha_sigma(v) for v in (t, m, s))
         h_mid = (la_m - ls_m) - (la_t - ls_t)  # half log-SNR increments, >= 0
         h = (la_s - ls_s) - (la_t - ls_t)
         weight = torch.where(h_mid > 0, (torch.expm1(h) - h) / torch.where(h_mid > 0, h_mid, 1.0), 0.0)
@@ -87,11 +67,10 @@ def dpm2(
         a_s, sigma_s = (la_s - la_t).exp().to(u.dtype), ls_s.exp().to(u.dtype)
         slope = (ls_s.exp() * weight).to(u.dtype)  # sigma_s (expm1(h) - h) / h_m
 
-        first = predict(diffusion, model, u, t, x_clip)
+        first = run.predict(u, t)
         u_m = a_m * first.signal + sigma_m * first.eps
-        e_m = predict(diffusion, model, u_m, m, x_clip).eps
-        u = a_s * first.signal + sigma_s * first.eps - slope * (e_m - first.eps)
-        if callback is not None:
-            z_s = diffusion.basis.from_coeffs(u)
-            callback({"i": i, "t": float(times[i]), "s": float(times[i + 1]), "z": z_s})
-    return diffusion.basis.from_coeffs(u)
+        e_m = run.predict(u_m, m).eps
+        return a_s * first.signal + sigma_s * first.eps - slope * (e_m - first.eps)
+
+
+dpm2 = DPMSolver2()

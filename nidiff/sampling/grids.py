@@ -17,6 +17,9 @@ geometric-mean SNR), because it is
 - not flat where one coefficient is: the eigenvalue-0 coefficient of heat dissipation (IHDM)
   keeps ``alpha = 1`` and a constant log-SNR, so it cannot serve as the summary.
 
+Registered grids (``nidiff.time_grid(name, diffusion, steps)``, ``--grid NAME`` on the command
+line) are functions ``grid(diffusion, steps) -> times [steps + 1]``: ``"uniform"`` and ``"logsnr"``.
+
 Times for given summary values are bracketed by ``lambda_bar`` tabulated on a fine uniform grid
 of ``resolution + 1`` times (4096 cells by default), then found by bisection to about 1e-13.
 """
@@ -26,7 +29,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["uniform_grid", "check_grid", "logsnr_summary", "time_at_logsnr", "logsnr_grid", "logsnr_midpoints"]
+from nidiff.registries import register_grid
+
+__all__ = ["uniform", "logsnr", "uniform_grid", "check_grid", "logsnr_summary", "time_at_logsnr", "logsnr_grid", "logsnr_midpoints"]
 
 RESOLUTION = 4096  # cells of the fine table that brackets the times of given log-SNR values
 BISECTIONS = 32  # halvings of a bracketing cell
@@ -106,6 +111,18 @@ def logsnr_midpoints(diffusion, times: Tensor) -> Tensor:
     summary = logsnr_summary(diffusion, times)
     mid = time_at_logsnr(diffusion, 0.5 * (summary[:-1] + summary[1:])).to(times.device)
     return torch.minimum(torch.maximum(mid, times[1:]), times[:-1])
+
+
+@register_grid("uniform")
+def uniform(diffusion, steps: int) -> Tensor:
+    """Registered as ``"uniform"``: :func:`uniform_grid` on the diffusion's device."""
+    return uniform_grid(steps, device=diffusion.lam.device)
+
+
+@register_grid("logsnr")
+def logsnr(diffusion, steps: int) -> Tensor:
+    """Registered as ``"logsnr"``: :func:`logsnr_grid`."""
+    return logsnr_grid(diffusion, steps)
 
 
 def _check_steps(steps: object, name: str = "steps") -> None:

@@ -23,17 +23,14 @@ evaluations per step, also on the last one (``sigma_0 > 0`` for every schedule h
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import torch
 from torch import Tensor
 
-from nidiff.sampling.clipping import XClip, resolve_x_clip
-from nidiff.sampling.grids import check_grid
-from nidiff.sampling.noise import Generators
+from nidiff.registries import register_sampler
+from nidiff.sampling.base import Sampler, SamplerRun
+from nidiff.sampling.clipping import XClip
 from nidiff.sampling.predict import Model, predict
 
-__all__ = ["heun", "drift"]
+__all__ = ["Heun", "drift", "heun"]
 
 
 def drift(diffusion, model: Model, u: Tensor, t: Tensor, x_clip: XClip | None = None) -> Tensor:
@@ -43,39 +40,18 @@ def drift(diffusion, model: Model, u: Tensor, t: Tensor, x_clip: XClip | None = 
     return d_log_sigma.to(u.dtype) * u + (d_log_alpha - d_log_sigma).to(u.dtype) * pred.signal
 
 
-@torch.no_grad()
-def heun(
-    diffusion,
-    model: Model,
-    z: Tensor,
-    times: Tensor,
-    generator: Generators = None,
-    callback: Callable[[dict], None] | None = None,
-    x_clip: XClip | str | tuple[float, float] | None = None,
-) -> Tensor:
-    """Solve the probability-flow ODE from ``times[0]`` to ``times[-1]``: ``2 N`` model evaluations.
+@register_sampler("heun")
+class Heun(Sampler):
+    """Heun's method on the probability-flow ODE in ``t``: ``2 N`` model evaluations, deterministic."""
 
-    Args:
-        diffusion: a :class:`~nidiff.GaussianDiffusion`.
-        model: ``model(z_t [B, C, H, W], t [B]) -> output [B, C, H, W]``.
-        z: the state at ``times[0]``, ``[B, C, H, W]`` (usually ``diffusion.prior_sample``).
-        times: strictly decreasing grid ``[N + 1]``.
-        generator: unused (the solver is deterministic); kept for the shared signature.
-        callback: called after each step with ``{"i", "t", "s", "z"}``.
-        x_clip: clipping of ``x_hat`` at both evaluations (see ``nidiff.sampling.clipping``).
-    Returns:
-        the ODE's state at ``times[-1]``, ``[B, C, H, W]``.
-    """
-    times = check_grid(times).to(z.device)
-    x_clip = resolve_x_clip(x_clip)
-    u = diffusion.basis.to_coeffs(z)
-    for i in range(times.numel() - 1):
-        t, s = times[i : i + 1], times[i + 1 : i + 2]
-        dt = float(times[i + 1] - times[i])
-        d_t = drift(diffusion, model, u, t, x_clip)
+    evaluations_per_step = 2
+
+    def step(self, run: SamplerRun, u: Tensor, i: int) -> Tensor:
+        t, s = run.t(i), run.s(i)
+        dt = float(s - t)
+        d_t = drift(run.diffusion, run.model, u, t, run.x_clip)
         u_euler = u + dt * d_t
-        u = u + (0.5 * dt) * (d_t + drift(diffusion, model, u_euler, s, x_clip))
-        if callback is not None:
-            z_s = diffusion.basis.from_coeffs(u)
-            callback({"i": i, "t": float(times[i]), "s": float(times[i + 1]), "z": z_s})
-    return diffusion.basis.from_coeffs(u)
+        return u + (0.5 * dt) * (d_t + drift(run.diffusion, run.model, u_euler, s, run.x_clip))
+
+
+heun = Heun()
