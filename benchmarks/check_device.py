@@ -19,7 +19,7 @@ import argparse
 
 import torch
 
-from harness import compose_recipe, describe_device, pick_device
+from harness import build_recipe, compose_recipe, describe_device, pick_device
 
 TOLERANCE = 1e-5  # float32 transforms of 32x32 images: errors ~1e-6 of the coefficients' scale
 
@@ -49,8 +49,6 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=3, help="training steps per precision")
     args = p.parse_args()
     device = pick_device(args.device)
-    from hydra.utils import instantiate
-
     import nidiff
     from nidiff.training.step import TrainStep
 
@@ -74,7 +72,7 @@ def main() -> int:
     results.append(("IDCT(DCT(x)) = x under autocast", err < TOLERANCE, f"rel. error {err:.2e}"))
 
     cfg = compose_recipe(args.size, "dct")
-    schedule = instantiate(cfg.schedule)
+    schedule = build_recipe(cfg)[0].schedule
     cpu64 = nidiff.GaussianDiffusion(nidiff.build_basis("dct", shape=(3, 32, 32)), schedule)
     dev = nidiff.GaussianDiffusion(nidiff.build_basis("dct", shape=(3, 32, 32)), schedule,
                                    validate_args=False).to(device)
@@ -87,8 +85,8 @@ def main() -> int:
 
     for precision in ("32", "bf16"):
         torch.manual_seed(0)
-        net = instantiate(cfg.net).to(device)
-        diffusion = nidiff.GaussianDiffusion(instantiate(cfg.basis), schedule, validate_args=False)
+        diffusion, net = build_recipe(cfg)
+        net = net.to(device)
         step = TrainStep(net, diffusion, lr=cfg.optim.lr, ema_decay=cfg.ema.decay, precision=precision)
         batch = xd[: args.batch]
         losses = torch.stack([step(batch) for _ in range(args.steps)]).cpu()

@@ -35,10 +35,12 @@ def count_flops(build: Callable[[], nn.Module], call: Callable[[nn.Module, torch
 
 
 def nidiff_flops(size: str = "cifar10") -> tuple[float, float]:
-    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
-    cfg = compose_recipe(size, "dct")
-    return count_flops(lambda: instantiate(cfg.net), lambda net, x: net(x, torch.rand(x.shape[0], device=x.device)))
+    from nidiff.build import build_network
+
+    tree = OmegaConf.to_container(compose_recipe(size, "dct"), resolve=True)
+    return count_flops(lambda: build_network(tree), lambda net, x: net(x, torch.rand(x.shape[0], device=x.device)))
 
 
 def diffusers_flops(size: str = "cifar10") -> tuple[float, float]:

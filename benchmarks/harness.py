@@ -31,7 +31,7 @@ __all__ = ["SIZES", "Row", "append_json", "compose_recipe", "describe_device", "
 SIZES: dict[str, list[str]] = {
     "cifar10": [],
     "tiny": ["net.base_channels=16", "net.channel_mult=[1,2]", "net.num_res_blocks=1",
-             "net.attn_resolutions=[16]", "net.head_dim=16", "+net.norm_groups=8"],
+             "net.attn_resolutions=[16]", "net.head_dim=16", "net.norm_groups=8"],
 }
 
 
@@ -52,12 +52,13 @@ class Row:
 
 
 def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda, but torch sees no CUDA device")
-    return device
+    """``--device``: auto, cpu, cuda, cuda:N (nidiff's own choice and checks)."""
+    from nidiff.device import pick_device as choose
+
+    try:
+        return choose(None if name == "auto" else name)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def describe_device(device: torch.device) -> str:
@@ -128,6 +129,18 @@ def compose_recipe(size: str, basis: str, recipe: str = "blurring_cifar10"):
     if size not in SIZES:
         raise SystemExit(f"error: unknown size {size!r}; known: {', '.join(SIZES)}")
     return compose([f"recipe={recipe}", f"basis={basis}", *SIZES[size]])
+
+
+def build_recipe(cfg, validate_args: bool = False):
+    """``(diffusion, net)`` of a composed config, built as ``nidiff train`` builds them."""
+    from omegaconf import OmegaConf
+
+    from nidiff.build import build_diffusion, build_network
+
+    tree = OmegaConf.to_container(cfg, resolve=True)
+    diffusion = build_diffusion(tree)
+    diffusion.validate_args = validate_args
+    return diffusion, build_network(tree)
 
 
 def print_table(title: str, rows: list[Row], memory_label: str) -> None:

@@ -23,7 +23,7 @@ import gc
 
 import torch
 
-from harness import (Row, append_json, compose_recipe, describe_device, median, peak_mib,
+from harness import (Row, append_json, build_recipe, compose_recipe, describe_device, median, peak_mib,
                      pick_device, print_table, reset_peak, time_calls)
 import reference
 
@@ -64,15 +64,11 @@ def autocast(args: argparse.Namespace, device: torch.device):
 
 
 def build_ours(args: argparse.Namespace, basis: str, device: torch.device):
-    from hydra.utils import instantiate
-
-    from nidiff.diffusion import GaussianDiffusion
     from nidiff.training.step import compile_network
 
-    cfg = compose_recipe(args.size, basis)
-    diffusion = GaussianDiffusion(instantiate(cfg.basis), instantiate(cfg.schedule),
-                                  parametrization=cfg.diffusion.parametrization, validate_args=False).to(device)
-    net = instantiate(cfg.net).to(device).eval().requires_grad_(False)
+    diffusion, net = build_recipe(compose_recipe(args.size, basis))
+    diffusion = diffusion.to(device)
+    net = net.to(device).eval().requires_grad_(False)
     if args.channels_last:
         net.to(memory_format=torch.channels_last)
     return diffusion, compile_network(net, args.compile)

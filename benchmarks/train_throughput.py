@@ -29,7 +29,7 @@ import gc
 
 import torch
 
-from harness import (Row, append_json, compose_recipe, describe_device, format_flops, median,
+from harness import (Row, append_json, build_recipe, compose_recipe, describe_device, format_flops, median,
                      peak_mib, pick_device, print_table, reset_peak, time_calls)
 import reference
 from flops import diffusers_flops, nidiff_flops
@@ -68,15 +68,11 @@ def setting_name(args: argparse.Namespace) -> str:
 
 
 def build_ours(args: argparse.Namespace, basis: str, device: torch.device):
-    from hydra.utils import instantiate
-
-    from nidiff.diffusion import GaussianDiffusion
     from nidiff.training.step import TrainStep
 
     cfg = compose_recipe(args.size, basis)
-    diffusion = GaussianDiffusion(instantiate(cfg.basis), instantiate(cfg.schedule),
-                                  parametrization=cfg.diffusion.parametrization, validate_args=False)
-    net = instantiate(cfg.net).to(device)
+    diffusion, net = build_recipe(cfg)
+    net = net.to(device)
     o = cfg.optim
     return TrainStep(net, diffusion, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay,
                      warmup_steps=0, ema_decay=cfg.ema.decay, grad_clip=cfg.optim.grad_clip,

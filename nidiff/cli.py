@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 __all__ = ["main", "COMMANDS"]
 
@@ -16,6 +15,7 @@ commands:
 recipes:   {recipes}
 bases:     {bases}
 schedules: {schedules}
+nets:      {nets}
 
 `nidiff <command> --help` tells more about one command.
 """
@@ -27,7 +27,8 @@ Trains a diffusion model with Lightning; configuration by Hydra overrides.
   recipe=NAME        a recipe from recipes/: {recipes}
   basis=NAME         a basis from bases/: {bases}
   schedule=NAME      a schedule from schedules/: {schedules}
-  key=value          any field, e.g. schedule.sigma_blur_max=10 trainer.max_steps=1000 data.batch_size=64
+  net=NAME           a network from nets/: {nets}
+  key=value          any field below, e.g. schedule.sigma_blur_max=10 trainer.max_steps=1000 data.batch_size=64
   resume=RUN_DIR     continue a run from RUN_DIR/checkpoints/last.ckpt, writing into RUN_DIR
   resume=FILE.ckpt   continue from that checkpoint
   -m                 multirun: sweep comma-separated values, e.g. -m schedule.sigma_blur_max=0,10,20
@@ -35,23 +36,32 @@ Trains a diffusion model with Lightning; configuration by Hydra overrides.
 
 Outputs go to outputs/<recipe>/<date_time>/ (hydra.run.dir=DIR to choose): checkpoints/,
 samples/ (sample grids), logs/metrics.csv, tb/ (TensorBoard).
+
+basis.*, schedule.* and net.* are the parameters of the chosen component (bases/*.yaml, ...).
+Fields (name, default, meaning):
+{fields}
 """
 
 
 def _names() -> dict[str, str]:
-    import nidiff
+    """The choices of each config group, from file and entry-point names (no heavy imports)."""
     from nidiff.config import options
 
-    return {
-        "recipes": ", ".join(options("recipe")),
-        "bases": ", ".join(nidiff.list_bases()),
-        "schedules": ", ".join(nidiff.list_schedules()),
-    }
+    return {group: ", ".join(options(singular)) for group, singular in
+            (("recipes", "recipe"), ("bases", "basis"), ("schedules", "schedule"), ("nets", "net"))}
+
+
+def _fields() -> str:
+    from nidiff.schema import describe_fields
+
+    rows = describe_fields()
+    width = max(len(name) for name, *_ in rows)
+    return "\n".join(f"  {name:<{width}}  {default:<12} {text}" for name, _, default, text in rows)
 
 
 def train(args: list[str]) -> int:
     if any(a in ("-h", "--help") for a in args):
-        print(TRAIN_HELP.format(**_names()))
+        print(TRAIN_HELP.format(**_names(), fields=_fields()))
         return 0
     from nidiff.training.cli import hydra_train
 
@@ -113,11 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         print(f"nidiff: unknown command {name!r}.{hint} Commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    from nidiff.errors import bad_input, message, run_failures
+
     try:
         return COMMANDS[name][0](rest) or 0
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as err:
-        print(f"nidiff {name}: error: {err}", file=sys.stderr)
+    except run_failures() as err:
+        print(f"nidiff {name}: error: {message(err)}", file=sys.stderr)
         return 1
+    except bad_input() as err:
+        print(f"nidiff {name}: error: {message(err)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nidiff.atomic import atomic_write
+
 __all__ = ["to_uint8", "make_grid", "save_png"]
 
 
@@ -18,13 +20,28 @@ def to_uint8(x: Tensor) -> Tensor:
     return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
-def make_grid(images: Tensor, nrow: int | None = None, pad: int = 2) -> Tensor:
-    """Tile ``[N, C, H, W]`` images into one ``[C, rows * (H + pad) + pad, ...]`` image (uint8)."""
+MIN_GRID_WIDTH = 512  # pixels: a grid narrower than this is upscaled by default
+
+
+def make_grid(images: Tensor, nrow: int | None = None, pad: int = 2, scale: int = 1) -> Tensor:
+    """Tile ``[N, C, H, W]`` images into one ``[C, rows * (H' + pad) + pad, ...]`` image (uint8).
+
+    ``scale``: each tile is upscaled that many times (nearest neighbour, so pixels stay visible);
+    0 chooses the smallest factor that makes the grid at least ``MIN_GRID_WIDTH`` pixels wide.
+    """
     if images.dim() != 4:
         raise ValueError(f"make_grid expects [N, C, H, W] images, got shape {list(images.shape)}")
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 0:
+        raise ValueError(f"scale must be an integer >= 0 (0: automatic), got {scale!r}")
     images = to_uint8(images) if images.dtype != torch.uint8 else images
+    ncol = nrow or max(1, math.ceil(math.sqrt(images.shape[0])))
+    if scale == 0:
+        scale = 1
+        while ncol * (images.shape[-1] * scale + pad) + pad < MIN_GRID_WIDTH:
+            scale += 1
+    if scale > 1:
+        images = images.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
     n, c, h, w = images.shape
-    ncol = nrow or max(1, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / ncol)
     grid = torch.full((c, rows * (h + pad) + pad, ncol * (w + pad) + pad), 255, dtype=torch.uint8)
     for i in range(n):
@@ -38,11 +55,7 @@ def save_png(image: Tensor, path: str | os.PathLike) -> Path:
     """Write a ``[C, H, W]`` uint8 image (C = 1 or 3) as PNG, atomically (temp file, then rename)."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     array = image.cpu().numpy()
     array = array[0] if array.shape[0] == 1 else np.transpose(array, (1, 2, 0))
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    picture = Image.fromarray(np.ascontiguousarray(array))
+    return atomic_write(path, lambda f: picture.save(f, format="PNG"), fsync=False)

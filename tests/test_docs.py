@@ -14,8 +14,10 @@ from tests.docs_examples import (
     DOCS,
     EXAMPLE_NAMES,
     load_howto_schedule_module,
+    load_sampler_module,
     python_blocks,
     unload_howto_schedule_module,
+    unload_sampler_module,
 )
 
 
@@ -77,22 +79,55 @@ def test_add_a_schedule_example_runs(capsys):
         unload_howto_schedule_module()
 
 
-def test_add_a_schedule_command_line_builds_the_schedule():
-    """The page's `nidiff train ... schedule._target_=my_schedules.ShiftedCosine ...` composes into
-    exactly that schedule."""
-    from hydra.utils import instantiate
+def test_add_a_schedule_command_line_builds_the_schedule(monkeypatch):
+    """The page's `NIDIFF_PLUGINS=my_schedules nidiff train ... schedule=shifted_cosine schedule.shift=4`
+    composes into exactly that schedule, from a config generated from its signature."""
+    from omegaconf import OmegaConf
 
+    from nidiff.build import build_component
     from nidiff.config import compose
-    from nidiff.docgen import shell_commands
+    from nidiff.registries import SCHEDULES
+    from tools.docgen import shell_commands
 
     (command,) = [c for c in shell_commands((DOCS / "howto-schedule.md").read_text(), "howto-schedule.md")
                   if c.argv[0] == "train"]
+    assert command.env["NIDIFF_PLUGINS"] == "my_schedules"
     try:
         module = load_howto_schedule_module()
+        monkeypatch.setenv("NIDIFF_PLUGINS", "my_schedules")
         cfg = compose(command.argv[1:])
-        schedule = instantiate(cfg.schedule)
+        assert dict(cfg.schedule) == {"name": "shifted_cosine", "shift": 4, "logsnr_min": -10.0, "logsnr_max": 10.0}
+        schedule = build_component(SCHEDULES, OmegaConf.to_container(cfg.schedule), "schedule")
         assert type(schedule) is module.ShiftedCosine and schedule.shift == 4.0
         assert (schedule.cosine.logsnr_min, schedule.cosine.logsnr_max) == (-10.0, 10.0)
         assert cfg.name == "quickstart"
     finally:
         unload_howto_schedule_module()
+
+def test_add_a_sampler_example_runs():
+    """docs/sampling.md's one-file sampler: registered, its option checked, temperature 1 is the
+    ancestral step exactly (same noise), temperature 0 draws no noise at all."""
+    from nidiff.sampling import SamplingPlan, ancestral, uniform_grid
+    from tests.gaussian import gaussian_problem
+
+    try:
+        module = load_sampler_module()
+        assert "tempered" in nidiff.list_samplers()
+        problem = gaussian_problem("dct")
+        d = problem.diffusion
+        z = d.prior_sample(16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        times = uniform_grid(20)
+        a = ancestral(d, problem.model, z, times, generator=torch.Generator().manual_seed(2))
+        b = nidiff.build_sampler("tempered", temperature=1.0)(d, problem.model, z, times,
+                                                             generator=torch.Generator().manual_seed(2))
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+        cold = [nidiff.build_sampler("tempered", temperature=0.0)(d, problem.model, z, times,
+                                                                  generator=torch.Generator().manual_seed(seed))
+                for seed in (3, 4)]
+        torch.testing.assert_close(cold[0], cold[1])
+        assert SamplingPlan("tempered", 10, options={"temperature": 0.8}).build().temperature == 0.8
+        with pytest.raises(ValueError, match="temperature"):
+            SamplingPlan("tempered", 10, options={"temperature": 2})
+        assert isinstance(nidiff.build_sampler("tempered"), module.Tempered)
+    finally:
+        unload_sampler_module()

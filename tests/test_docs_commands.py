@@ -1,11 +1,12 @@
 """Every `nidiff ...` command line in README.md and docs/*.md is one nidiff accepts.
 
 The commands are read from the pages' shell code blocks and checked without running anything
-(`nidiff.docgen.check_command_line`): a Hydra command's overrides are composed as the command
+(`tools.docgen.check_command_line`): a Hydra command's overrides are composed as the command
 composes them, validated and its schedule and basis built; an argparse command's arguments are
 parsed by its own parser. Paths that do not exist yet (`outputs/blurring_cifar10/RUN`, `samples/`)
-need no substitution: nothing checks for files. The one stand-in is the `my_schedules` module of
-docs/howto-schedule.md, which its command names and which the page itself defines.
+need no substitution: nothing checks for files. The stand-ins are the `my_schedules` module of
+docs/howto-schedule.md and the `my_samplers` module of docs/sampling.md, which their commands name
+in NIDIFF_PLUGINS and which the pages themselves define.
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from nidiff.docgen import check_command_line, shell_commands
-from tests.docs_examples import load_howto_schedule_module, unload_howto_schedule_module
+from tools.docgen import check_command_line, shell_commands
+from tests.docs_examples import (
+    load_howto_schedule_module,
+    load_sampler_module,
+    unload_howto_schedule_module,
+    unload_sampler_module,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -23,16 +29,19 @@ COMMANDS = [c for page in PAGES for c in shell_commands(page.read_text(), str(pa
 
 
 @pytest.fixture(scope="module", autouse=True)
-def howto_schedule_module():
+def example_modules():
+    """The modules the pages define and their commands name in NIDIFF_PLUGINS."""
     load_howto_schedule_module()
+    load_sampler_module()
     yield
     unload_howto_schedule_module()
+    unload_sampler_module()
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.source for c in COMMANDS])
 def test_documented_command_is_accepted(command):
     try:
-        check_command_line(command.argv)
+        check_command_line(command.argv, command.env)
     except ValueError as err:
         pytest.fail(f"{command.source}: `{command.text}` would fail: {err}", pytrace=False)
 

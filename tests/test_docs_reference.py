@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from nidiff.docgen import PAGES
-from nidiff.docgen.yaml_keys import leaf_paths, read_config
+from tools.docgen import PAGES
+from tools.docgen.yaml_keys import leaf_paths, read_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [*sorted((ROOT / "nidiff/conf").glob("*.yaml")),
-           *[p for group in ("bases", "schedules", "recipes") for p in sorted((ROOT / group).glob("*.yaml"))]]
+           *[p for group in ("bases", "schedules", "nets", "recipes") for p in sorted((ROOT / group).glob("*.yaml"))]]
 
 
 @pytest.mark.parametrize("name", sorted(PAGES))
@@ -23,7 +23,7 @@ def test_reference_page_is_current(name):
     if committed != expected:
         diff = "".join(list(difflib.unified_diff(committed.splitlines(True), expected.splitlines(True),
                                                  path, "generated", n=1))[:40])
-        pytest.fail(f"{path} is out of date; regenerate it with\n\n    python -m nidiff.docgen {name} > {path}\n\n"
+        pytest.fail(f"{path} is out of date; regenerate it with\n\n    python -m tools.docgen {name} > {path}\n\n"
                     f"{diff}", pytrace=False)
 
 
@@ -39,13 +39,14 @@ def test_cli_reference_covers_every_command_key_and_option():
     from nidiff.cli import COMMANDS
     from nidiff.config import options
 
+    from nidiff.schema import CompareConfig, describe_fields
+
     text = PAGES["cli"][0]()
     for command in COMMANDS:
         assert f"\n## nidiff {command}\n" in text, command
-    for key in read_config(ROOT / "nidiff/conf/train.yaml").keys:
-        if not key.mapping:
-            assert f"| `{key.path}` | `{key.value}` |" in text, key.path
-    for group in ("recipe", "basis", "schedule"):
+    for key, _, default, _ in describe_fields(CompareConfig):
+        assert f"| `{key}` |" in text and f"| `{default}` |" in text, key
+    for group in ("recipe", "basis", "schedule", "net"):
         for option in options(group):
             assert f"\n#### {group}={option}\n" in text, (group, option)
     for option in ("--num-samples", "--x-clip", "--with-features", "--n-t", "--band-mode", "--trajectories"):
@@ -55,7 +56,7 @@ def test_cli_reference_covers_every_command_key_and_option():
 def test_api_reference_covers_every_export():
     import importlib
 
-    from nidiff.docgen.api_reference import API_MODULES
+    from tools.docgen.api_reference import API_MODULES
 
     text = PAGES["api"][0]()
     for module_name in API_MODULES:

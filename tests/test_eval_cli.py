@@ -124,7 +124,7 @@ def test_wrong_weights_hash(tmp_path, capsys, monkeypatch):
 
 
 def test_missing_and_mismatched_checkpoints(tiny_run, tmp_path, capsys):
-    assert main(["sample", "--run", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 1
+    assert main(["sample", "--run", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
     assert "no run directory or checkpoint" in capsys.readouterr().err
     other = tmp_path / "other"
     (other / "checkpoints").mkdir(parents=True)
@@ -132,11 +132,12 @@ def test_missing_and_mismatched_checkpoints(tiny_run, tmp_path, capsys):
     state = torch.load(tiny_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert state["config"]["net"]["base_channels"] == 32  # checkpoints carry the configuration of their weights
     state.pop("config")  # as checkpoints written before they did: the run's .hydra/config.yaml is used
+    state.pop("nidiff_sha256")  # and without the digest they did not carry either
     torch.save(state, other / "checkpoints" / "last.ckpt")
     config = (tiny_run / ".hydra" / "config.yaml").read_text().replace("base_channels: 32", "base_channels: 64")
     (other / ".hydra" / "config.yaml").write_text(config)
-    assert main(["sample", "--run", str(other), "--out", str(tmp_path / "o"), "-n", "1"]) == 1
-    assert "does not match the network" in capsys.readouterr().err
+    assert main(["sample", "--run", str(other), "--out", str(tmp_path / "o"), "-n", "1"]) == 2
+    assert "does not match its network" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # refused before anything was written
 
 

@@ -26,7 +26,7 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_contains_the_config_groups(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for group in ("bases", "schedules", "recipes"):
+    for group in ("bases", "schedules", "nets", "recipes"):
         yamls = {p.name for p in (ROOT / group).glob("*.yaml")}
         assert yamls and {f"nidiff/conf/{group}/{y}" for y in yamls} <= names, group
     assert "nidiff/conf/train.yaml" in names
@@ -44,7 +44,7 @@ def test_installed_wheel_finds_recipes_from_another_directory(wheel, tmp_path):
     probe = (
         "import nidiff, nidiff.config as c; "
         "print(nidiff.__file__); print(c.options('recipe')); "
-        "cfg = c.compose(['recipe=blurring_cifar10', 'basis=haar']); print(cfg.basis._target_)"
+        "cfg = c.compose(['recipe=blurring_cifar10', 'basis=haar']); print(cfg.basis.name)"
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=elsewhere, capture_output=True, text=True,
                          timeout=120, env={"PYTHONPATH": str(target), "PATH": ""})
@@ -52,4 +52,4 @@ def test_installed_wheel_finds_recipes_from_another_directory(wheel, tmp_path):
     lines = out.stdout.splitlines()
     assert lines[0].startswith(str(target))  # the installed copy, not the checkout
     assert "blurring_cifar10" in lines[1] and "quickstart" in lines[1]
-    assert lines[2] == "nidiff.bases.HaarBasis"
+    assert lines[2] == "haar"

@@ -18,7 +18,8 @@ import nidiff
 from nidiff.cli import main
 from nidiff.data import synthetic_images
 from nidiff.images import make_grid
-from nidiff.viz.checkpoint import describe_run, load_run, sample_with_trajectory
+from nidiff.runs import load_run
+from nidiff.viz.checkpoint import sample_with_trajectory
 from nidiff.viz.forward import forward_tiles
 from nidiff.viz.logsnr import band_curves, coefficient_bands
 from nidiff.viz.output import new_figure, save_figure
@@ -28,7 +29,7 @@ NIDIFF = str(Path(sys.executable).with_name("nidiff"))
 CIFAR_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg75" / "test.zip"
 # tests/test_train_cli.py's TINY, smaller still (8 x 8 images, 8 channels): a checkpoint in seconds
 TINY = [
-    "image_shape=[3,8,8]", "net.base_channels=8", "+net.norm_groups=4", "net.channel_mult=[1]",
+    "image_shape=[3,8,8]", "net.base_channels=8", "net.norm_groups=4", "net.channel_mult=[1]",
     "net.num_res_blocks=1", "net.attn_resolutions=[]", "net.head_dim=8", "net.dropout=0.0",
     "data.dataset=synthetic", "data.num_images=16", "data.batch_size=4", "data.num_workers=0",
     "optim.warmup_steps=0", "checkpoint.every_n_steps=2", "sample.every_n_steps=2", "sample.n=1",
@@ -174,22 +175,23 @@ def test_samples_from_a_run_directory(tiny_run, tmp_path, capsys):
     assert pixels.shape[0] > pixels.shape[1] * 0.8  # 4 rows (z_t and x_hat of 2 samples) of 3 tiles
     # a checkpoint file inside the run works too, with the raw weights
     run = load_run(tiny_run / "checkpoints" / "step_0000002.ckpt", weights="net")
-    assert run.step == 2 and describe_run(run, "net") == "quickstart: dct + blurring, step 2, raw weights"
+    assert run.step == 2 and run.describe() == "quickstart: dct + blurring, step 2, raw weights"
     state = torch.load(tiny_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     torch.testing.assert_close(run.net.state_dict(), {k[4:]: v for k, v in state.items() if k.startswith("net.")})
 
 
 def test_samples_match_the_training_runs_own_grid(tiny_run):
     """The same EMA network, seed and grid as the run's SampleGrid callback give the same pixels."""
-    x, traj = sample_with_trajectory(load_run(tiny_run), n=1, steps=1, seed=0, keep=1, columns=1)
+    run = load_run(tiny_run)
+    x, traj = sample_with_trajectory(run, run.plan(steps=1), n=1, seed=0, keep=1, columns=1)
     written = np.asarray(Image.open(tiny_run / "samples" / "step_0000002.png").convert("RGB")).astype(int)
-    ours = make_grid(x).permute(1, 2, 0).numpy().astype(int)
+    ours = make_grid(x, scale=0).permute(1, 2, 0).numpy().astype(int)  # the grids' default: >= 512 px wide
     assert ours.shape == written.shape and np.abs(ours - written).max() <= 1
     assert traj.times == [1.0] and traj.z.shape == (1, 1, 3, 8, 8)
 
 
 def test_samples_without_a_run_says_what_is_needed(tmp_path, capsys):
-    assert main(["viz", "samples", "--run", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
+    assert main(["viz", "samples", "--run", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert "no loadable checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

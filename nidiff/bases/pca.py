@@ -25,6 +25,7 @@ from torch import Tensor
 
 from nidiff.bases.base import Basis, ImageShape, check_image_shape
 from nidiff.bases.dct import frequencies
+from nidiff.fitting import Fitted
 from nidiff.registries import register_basis
 
 __all__ = ["PCABasis", "WHITEN_EPS", "iter_image_batches", "rank_matched_eigenvalues", "sorted_eigh"]
@@ -109,7 +110,7 @@ def _check_batch(x: object, shape: ImageShape) -> None:
 
 
 @register_basis("pca")
-class PCABasis(Basis):
+class PCABasis(Fitted, Basis):
     """Full PCA of flattened images; coefficients ``[D]``, ``D = C*H*W``. Call ``fit`` before use.
 
     Args:
@@ -150,19 +151,17 @@ class PCABasis(Basis):
         self.register_buffer("mean", torch.zeros(d, dtype=f64))  # [D]
         self.register_buffer("components", torch.zeros(d, d, dtype=f64))  # [D, D], V
         self.register_buffer("variances", torch.zeros(d, dtype=f64))  # [D], decreasing
-        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        self._init_fitted()
         self.register_buffer("components_f32", torch.zeros(d, d), persistent=False)
         self.register_buffer("scale_f64", torch.ones(d, dtype=f64), persistent=False)  # s, or 1
         self.register_buffer("scale_f32", torch.ones(d), persistent=False)
-        self._is_fitted = False  # mirrors ``fitted`` without a device sync per transform
 
     @property
     def coeff_shape(self) -> tuple[int, ...]:
         return (self.dim,)
 
-    @torch.no_grad()
-    def fit(self, data: Tensor | Iterable) -> PCABasis:
-        """Fit mean, covariance and its eigenvectors in one streaming float64 pass; returns self.
+    def _fit(self, data: Tensor | Iterable) -> None:
+        """Fit mean, covariance and its eigenvectors in one streaming float64 pass.
 
         Args:
             data: a Tensor ``[N, C, H, W]`` or an iterable of batches (tensors, or tuples/lists
@@ -191,13 +190,10 @@ class PCABasis(Basis):
         self.mean.copy_(shift + m)
         self.components.copy_(vec)
         self.variances.copy_(var)
-        self.fitted.fill_(True)
-        self._refresh()
-        return self
 
     def _refresh(self) -> None:
         """Recompute the derived, non-persistent tensors from the persistent fitted state."""
-        self._is_fitted = bool(self.fitted)
+        super()._refresh()
         with torch.no_grad():
             self.components_f32.copy_(self.components)
             if self.whiten and self._is_fitted:
@@ -205,17 +201,6 @@ class PCABasis(Basis):
             else:
                 self.scale_f64.fill_(1.0)
             self.scale_f32.copy_(self.scale_f64)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._refresh()
-
-    def _require_fitted(self) -> None:
-        if not self._is_fitted:
-            raise RuntimeError(
-                "this PCABasis is not fitted: call basis.fit(images) (a Tensor [N, C, H, W] or a "
-                "DataLoader) or load a fitted basis's state_dict before using it"
-            )
 
     def _tables(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         self._require_fitted()
@@ -239,4 +224,4 @@ class PCABasis(Basis):
         return rank_matched_eigenvalues(self.variances, self.shape)  # [D]
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, whiten={self.whiten}, fitted={self._is_fitted}"
+        return f"{super().extra_repr()}, whiten={self.whiten}"

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from nidiff.bases.base import Basis
 from nidiff.bases.pca import iter_image_batches, rank_matched_eigenvalues, sorted_eigh
+from nidiff.fitting import Fitted
 from nidiff.registries import register_basis
 
 __all__ = ["SeparablePCABasis"]
@@ -36,7 +37,7 @@ _AXES = ("c", "h", "w")
 
 
 @register_basis("pca_separable")
-class SeparablePCABasis(Basis):
+class SeparablePCABasis(Fitted, Basis):
     """Kronecker PCA ``V_C ⊗ V_H ⊗ V_W``, orthonormal; coefficients ``[C, H, W]``. Call ``fit`` first.
 
     Eigenvalues for blur schedules rank the coefficients by the product of their three variances
@@ -54,12 +55,10 @@ class SeparablePCABasis(Basis):
             self.register_buffer(f"components_{axis}", torch.zeros(n, n, dtype=f64))  # [n, n], columns
             self.register_buffer(f"variances_{axis}", torch.zeros(n, dtype=f64))  # [n], decreasing
             self.register_buffer(f"components_{axis}_f32", torch.zeros(n, n), persistent=False)
-        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
-        self._is_fitted = False  # mirrors ``fitted`` without a device sync per transform
+        self._init_fitted()
 
-    @torch.no_grad()
-    def fit(self, data: Tensor | Iterable) -> SeparablePCABasis:
-        """Fit the mean image and the three marginal covariances in one float64 pass; returns self.
+    def _fit(self, data: Tensor | Iterable) -> None:
+        """Fit the mean image and the three marginal covariances in one float64 pass.
 
         Args:
             data: a Tensor ``[N, C, H, W]`` or an iterable of batches (tensors, or tuples/lists
@@ -95,9 +94,6 @@ class SeparablePCABasis(Basis):
         for axis, (var, vec) in eig.items():
             getattr(self, f"components_{axis}").copy_(vec)
             getattr(self, f"variances_{axis}").copy_(var)
-        self.fitted.fill_(True)
-        self._refresh()
-        return self
 
     @property
     def variances(self) -> Tensor:
@@ -108,21 +104,10 @@ class SeparablePCABasis(Basis):
 
     def _refresh(self) -> None:
         """Recompute the float32 copies and the fitted flag from the persistent state."""
-        self._is_fitted = bool(self.fitted)
+        super()._refresh()
         with torch.no_grad():
             for axis in _AXES:
                 getattr(self, f"components_{axis}_f32").copy_(getattr(self, f"components_{axis}"))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._refresh()
-
-    def _require_fitted(self) -> None:
-        if not self._is_fitted:
-            raise RuntimeError(
-                "this SeparablePCABasis is not fitted: call basis.fit(images) (a Tensor [N, C, H, W] "
-                "or a DataLoader) or load a fitted basis's state_dict before using it"
-            )
 
     def _matrices(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
         self._require_fitted()
@@ -143,5 +128,3 @@ class SeparablePCABasis(Basis):
     def _eigenvalues(self) -> Tensor:
         return rank_matched_eigenvalues(self.variances, self.shape)  # [C, H, W]
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, fitted={self._is_fitted}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from nidiff.checkpoints import CorruptCheckpointError
 from nidiff.compare.options import CURVE_METRICS, METRICS
 
 __all__ = ["HELP", "main"]
@@ -40,9 +39,6 @@ as with nidiff train -m; a rerun of the same command keeps finished jobs and res
 All options, with their defaults: nidiff/conf/compare.yaml; the protocol: docs/compare.md.
 """
 
-_BAD_INPUT = (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError, CorruptCheckpointError)
-
-
 def main(args: list[str]) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(HELP.format(metrics=" ".join(METRICS), curve=" ".join(CURVE_METRICS)))
@@ -65,7 +61,7 @@ def _prepare_reference(plan) -> None:
     """Compute (or check) the shared reference before the first job: a missing Inception file or
     data set is reported before any training."""
     from nidiff.compare.reference import prepare_reference
-    from nidiff.evaluation.common import pick_device
+    from nidiff.device import pick_device
     from nidiff.metrics import InceptionFeatures
 
     options = plan.options
@@ -81,17 +77,18 @@ def _run_sweep(plan) -> list[str]:
     from nidiff.compare.job import run_job
     from nidiff.compare.naming import register_resolver
     from nidiff.config import conf_dir
+    from nidiff.errors import bad_input, message, run_failures
 
     failed: list[str] = []
 
     def task(cfg: DictConfig) -> None:
         try:
             run_job(cfg)
-        except _BAD_INPUT as err:  # this job's configuration or files: say why, go on with the others
+        except (*bad_input(), *run_failures()) as err:  # this job's input or run: say why, go on with the others
             from hydra.core.hydra_config import HydraConfig
 
             name = Path(HydraConfig.get().runtime.output_dir).name
-            print(f"nidiff compare: error: {name}: {err}", file=sys.stderr, flush=True)
+            print(f"nidiff compare: error: {name}: {message(err)}", file=sys.stderr, flush=True)
             failed.append(name)
 
     register_resolver()

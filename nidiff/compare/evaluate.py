@@ -49,7 +49,7 @@ def evaluate_checkpoint(
     quality: Quality | None = None,   # needed for fid and kid
 ) -> dict[str, float]:
     """``{metric: value, ...}`` plus the image counts and standard errors that go with them."""
-    from nidiff.training.load import load_run
+    from nidiff.runs import load_run
 
     loaded = load_run(checkpoint, device=device)
     out: dict[str, float] = {}
@@ -98,7 +98,7 @@ def _bits_per_dim(loaded, data: DictConfig, options: CompareOptions, device: str
 def _samples(loaded, names: Sequence[str], options: CompareOptions, device: str,
              quality: Quality | None) -> dict[str, float]:
     """Draw the samples (timed), then FID and KID of them against the reference."""
-    from nidiff.evaluation.sample import sample_images
+    from nidiff.images import to_uint8
     from nidiff.metrics import FeatureStatistics, frechet_distance, kid_from_features
 
     wants_quality = bool({"fid", "kid"} & set(names))
@@ -110,8 +110,7 @@ def _samples(loaded, names: Sequence[str], options: CompareOptions, device: str,
     for start in range(0, n, options.batch_size):
         indices = list(range(start, min(start + options.batch_size, n)))
         tic = time.perf_counter()
-        images = sample_images(loaded, indices, options.sampler, options.steps, options.grid, options.seed,
-                               device, x_clip=options.x_clip).cpu()  # uint8 [B, C, H, W]; .cpu() waits
+        images = to_uint8(loaded.draw(options.plan, indices, options.seed)).cpu()  # [B, C, H, W]; .cpu() waits
         seconds += time.perf_counter() - tic
         if wants_quality:
             stats.update(quality.extractor(images))

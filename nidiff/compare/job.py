@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +36,13 @@ from nidiff.compare.logs import read_log
 from nidiff.compare.naming import overrides_dict
 from nidiff.compare.options import ERRORS, CompareOptions
 from nidiff.compare.reference import prepare_reference
-from nidiff.evaluation.common import pick_device, write_json
+from nidiff.device import pick_device
+from nidiff.evaluation.common import write_json
+from nidiff.training.rundir import lock_run_dir, release_run_dir, set_aside
 
 __all__ = ["RESULT", "checkpoints", "result_config", "run_job", "training_config"]
 
 RESULT = "result.json"
-_LEFTOVERS = ("checkpoints", "samples", "logs", "tb", "eval", RESULT)
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
@@ -54,9 +54,13 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     if previous is not None and previous.get("config") == identity:
         _say(job_dir, "its result.json was written under this configuration; kept")
         return previous
-    _train_or_load(training_config(cfg), job_dir)
-    result = _measure(cfg, job_dir, options, identity)
-    write_json(result, job_dir / RESULT, overwrite=True)
+    lock_run_dir(job_dir)  # one writer per job directory, until this job is measured
+    try:
+        _train_or_load(training_config(cfg), job_dir)
+        result = _measure(cfg, job_dir, options, identity)
+        write_json(result, job_dir / RESULT, overwrite=True)
+    finally:
+        release_run_dir(job_dir)
     _say(job_dir, f"result written to {job_dir / RESULT}")
     return result
 
@@ -86,11 +90,11 @@ def _train_or_load(training: DictConfig, job_dir: Path) -> None:
     """Train from scratch, or resume the newest checkpoint. A finished run goes through the same
     resume with nothing left to train: Lightning returns at once, after ``nidiff train`` has checked
     that the checkpoint was written under this configuration."""
-    from nidiff.training.run import train
+    from nidiff.training.run import fit_run
 
     newest = newest_loadable(job_dir / "checkpoints")
     if newest is None:
-        moved = _set_aside(job_dir)
+        moved = set_aside(job_dir, "interrupted", keep=(".hydra",))  # Hydra just wrote this job's
         _say(job_dir, "training" + (f" (what a run killed before its first checkpoint left is in {moved})"
                                     if moved else ""))
     else:
@@ -98,7 +102,7 @@ def _train_or_load(training: DictConfig, job_dir: Path) -> None:
         _say(job_dir, f"resuming from step {step} ({newest.name}) to step {max_steps}" if step < max_steps
              else f"trained to step {step}: loading {newest.name} (checked through the resume)")
         training.resume = str(job_dir)
-    train(training)
+    fit_run(training)
 
 
 def _measure(cfg: DictConfig, job_dir: Path, options: CompareOptions, identity: dict) -> dict[str, Any]:
@@ -157,18 +161,6 @@ def result_config(cfg: DictConfig) -> dict:
 def _global_step(checkpoint: Path) -> int:
     state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
     return int(state.get("global_step", -1))
-
-
-def _set_aside(job_dir: Path) -> Path | None:
-    """Move what a run that left no loadable checkpoint wrote, and any measurement, to ``interrupted/<time>/``."""
-    found = [job_dir / name for name in _LEFTOVERS if (job_dir / name).exists()]
-    if not found:
-        return None
-    target = job_dir / "interrupted" / time.strftime("%Y-%m-%d_%H-%M-%S")
-    target.mkdir(parents=True, exist_ok=True)
-    for path in found:
-        path.rename(target / path.name)
-    return target
 
 
 def _read_json(path: Path) -> dict | None:

@@ -8,11 +8,14 @@ is skipped.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from nidiff.sampling.plan import SamplingPlan
 
 __all__ = ["CURVE_METRICS", "ERRORS", "METRICS", "SIZE_OF", "CompareOptions"]
 
@@ -50,10 +53,7 @@ class CompareOptions:
     ref_images: int | None      # images in a computed reference; None: the whole training split
     kid_subset_size: int        # kid: vectors per subset
     speed_samples: int          # sample_images_per_s without FID samples
-    sampler: str                # nidiff.sampling name
-    steps: int                  # sampler steps
-    grid: str                   # uniform or logsnr
-    x_clip: str | None          # None, static or dynamic
+    plan: SamplingPlan          # sampler, its options, steps, grid, x_clip
     batch_size: int             # images per batch
     seed: int                   # seeds every random draw of the evaluation
     device: str | None          # None: cuda when available
@@ -62,9 +62,6 @@ class CompareOptions:
     @classmethod
     def from_config(cls, node: DictConfig) -> CompareOptions:
         """Check the ``compare`` node of a composed config; ``ValueError`` lists every problem."""
-        from nidiff.evaluation.sample import GRIDS
-        from nidiff.sampling import SAMPLERS, X_CLIPS
-
         if OmegaConf.is_missing(node, "dir") or not str(node.dir):
             raise ValueError("compare.dir is required: the directory for the jobs, tables and plots, "
                              "e.g. compare.dir=compare/blur")
@@ -84,11 +81,11 @@ class CompareOptions:
             problems.append("compare.fid_samples=1 (0 to skip FID and KID, or >= 2: a covariance needs two)")
         if raw["ref_images"] is not None:
             integer("ref_images", 2)
-        for key, known in (("sampler", SAMPLERS), ("grid", GRIDS)):
-            if raw[key] not in known:
-                problems.append(f"compare.{key}={raw[key]!r} (one of {', '.join(sorted(known))})")
-        if raw["x_clip"] is not None and raw["x_clip"] not in X_CLIPS:
-            problems.append(f"compare.x_clip={raw['x_clip']!r} (null or one of {', '.join(sorted(X_CLIPS))})")
+        plan = None
+        try:
+            plan = SamplingPlan.from_mapping(raw)
+        except (ValueError, TypeError) as err:
+            problems.append(f"compare sampling: {err}")
         metrics = _names(raw["metrics"], "metrics", METRICS, problems)
         curve = _names(raw["curve_metrics"], "curve_metrics", CURVE_METRICS, problems)
         if problems:
@@ -99,8 +96,8 @@ class CompareOptions:
             loss_images=raw["loss_images"], bpd_images=raw["bpd_images"], n_t=raw["n_t"],
             fid_samples=raw["fid_samples"], ref=Path(str(raw["ref"])) if raw["ref"] else directory / "fid_ref.npz",
             ref_images=raw["ref_images"], kid_subset_size=raw["kid_subset_size"],
-            speed_samples=raw["speed_samples"], sampler=raw["sampler"], steps=raw["steps"], grid=raw["grid"],
-            x_clip=raw["x_clip"], batch_size=raw["batch_size"], seed=raw["seed"], device=raw["device"],
+            speed_samples=raw["speed_samples"], plan=plan, batch_size=raw["batch_size"], seed=raw["seed"],
+            device=raw["device"],
             weights=raw["weights"],
         )
 
@@ -124,9 +121,10 @@ class CompareOptions:
     def protocol(self) -> dict[str, Any]:
         """The fields that decide the numbers measured from a checkpoint (the batch size decides the
         draws of the test loss and the bound; the device is added where it is known)."""
-        fields = asdict(self)
-        for key in ("dir", "metrics", "curve_metrics", "loss_window", "device"):
+        fields = {f.name: getattr(self, f.name) for f in dataclass_fields(self)}
+        for key in ("dir", "metrics", "curve_metrics", "loss_window", "device", "plan"):
             fields.pop(key)
+        fields.update(self.plan.as_dict())
         return {k: str(v) if isinstance(v, Path) else v for k, v in fields.items()}
 
 

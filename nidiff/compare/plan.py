@@ -10,14 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hydra.errors import HydraException
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from nidiff.compare.naming import job_dirname
 from nidiff.compare.options import CompareOptions
-from nidiff.config import compose, search_path, translate_overrides
-from nidiff.training.validate import validate_config
+from nidiff.config import compose, expand_sweep, search_path, translate_overrides
 
 __all__ = ["Plan", "make_plan"]
 
@@ -51,8 +49,10 @@ class Plan:
 
 def make_plan(args: list[str]) -> Plan:
     """Check ``args`` (overrides only) and expand them; ``ValueError`` before any work on bad input."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from nidiff.errors import bad_input, message
+    from nidiff.training.preflight import preflight
 
     flags = [a for a in args if a.startswith("-") and a not in ("-m", "--multirun")]
     if flags:
@@ -76,19 +76,17 @@ def make_plan(args: list[str]) -> Plan:
                 raise ValueError(f"{key} cannot sweep: every configuration is evaluated with the same "
                                  f"compare options (run another nidiff compare for other ones)")
             swept.append(key)
-    task = [o for o in parsed if not o.key_or_group.startswith("hydra.")]
     try:
-        (jobs,) = BasicSweeper.split_arguments(task, None)
+        jobs = expand_sweep(overrides)
         configs = [compose(job, config_name="compare") for job in jobs]
     except (HydraException, OmegaConfBaseException) as err:
-        raise ValueError(str(err).strip()) from None
+        raise ValueError(message(err)) from None
     names = [job_dirname(_dirname(job, swept)) for job in jobs]
     for name, cfg in zip(names, configs):
-        try:  # cheap: ranges, and a bad schedule value (e.g. schedule.blur_shape), before any training
-            validate_config(cfg)
-            instantiate(cfg.schedule)
-        except (HydraException, ValueError, TypeError) as err:  # instantiate wraps the schedule's error
-            raise ValueError(f"configuration {name}: {_cause(err)}") from None
+        try:  # ranges, components, memory, data: before any training
+            preflight(cfg, None)
+        except bad_input() as err:
+            raise ValueError(f"configuration {name}: {message(err)}") from None
     options = CompareOptions.from_config(configs[0].compare)
     if options.needs_reference and not options.ref.exists():
         differ = [k for k in _REFERENCE_DATA if len({str(c.data.get(k)) for c in configs}) > 1]
@@ -96,13 +94,6 @@ def make_plan(args: list[str]) -> Plan:
             raise ValueError(f"the configurations train on different data (data.{', data.'.join(differ)} "
                              f"vary), so no one reference fits them all: give compare.ref=FILE.npz")
     return Plan(overrides, swept, jobs, names, configs, options)
-
-
-def _cause(err: BaseException) -> str:
-    """The innermost message of an exception chain (Hydra's instantiate wraps the real error)."""
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return str(err)
 
 
 def _dirname(job: list[str], swept: list[str]) -> str:

@@ -13,10 +13,10 @@ import csv
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
+from nidiff.atomic import atomic_write_text
 from nidiff.compare.options import ERRORS, METRICS
 
 __all__ = ["COUNTS", "label", "load_results", "shared_overrides", "table", "varying_keys", "write_tables"]
@@ -123,8 +123,4 @@ def _markdown(directory: Path, results: list[dict[str, Any]], columns: list[str]
 
 
 def _write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, text)

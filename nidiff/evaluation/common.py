@@ -7,9 +7,10 @@ import json
 import os
 from pathlib import Path
 
+from nidiff.atomic import atomic_write_text
 from nidiff.data import DATASETS
 
-__all__ = ["add_data_arguments", "data_kwargs", "write_json", "pick_device"]
+__all__ = ["add_data_arguments", "data_kwargs", "write_json"]
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, split: str = "train") -> None:
@@ -28,21 +29,6 @@ def data_kwargs(args: argparse.Namespace) -> dict:
             "image_size": args.image_size, "limit": args.limit}
 
 
-def pick_device(name: str | None) -> str:
-    import torch
-
-    if name:
-        return name
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def write_json(obj: dict, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write ``obj`` as JSON atomically; an existing file is kept unless ``overwrite``."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n", overwrite)

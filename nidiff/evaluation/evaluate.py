@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from nidiff.data import image_batches, to_float
-from nidiff.evaluation.common import add_data_arguments, data_kwargs, pick_device, write_json
+from nidiff.device import pick_device
+from nidiff.evaluation.common import add_data_arguments, data_kwargs, write_json
 
 __all__ = ["main", "parser", "sample_batches"]
 
@@ -96,8 +97,8 @@ def _fid(args: argparse.Namespace, device: str) -> dict:
     from nidiff.metrics import (InceptionFeatures, compute_statistics, frechet_distance, kid_from_features,
                                 load_reference, save_reference)
 
+    batches, n = sample_batches(args.samples, args.num_samples, args.batch_size)  # checks the samples first
     extractor = InceptionFeatures(args.weights, batch_size=args.batch_size).to(device)
-    batches, n = sample_batches(args.samples, args.num_samples, args.batch_size)  # checks the count first
     if not Path(args.ref).exists():
         data, total, what = image_batches(batch_size=args.batch_size, **data_kwargs(args))
         print(f"nidiff eval: computing reference statistics of {what} ({total} images) into {args.ref}")
@@ -119,7 +120,7 @@ def _fid(args: argparse.Namespace, device: str) -> dict:
 
 def _bits_per_dim(args: argparse.Namespace, device: str) -> dict:
     from nidiff.likelihood import dataset_bits_per_dim
-    from nidiff.training.load import load_run
+    from nidiff.runs import load_run
 
     loaded = load_run(args.run, device=device)
     data, total, what = image_batches(batch_size=args.batch_size, **data_kwargs(args))

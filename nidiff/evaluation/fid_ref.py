@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from nidiff.data import image_batches
-from nidiff.evaluation.common import add_data_arguments, data_kwargs, pick_device
+from nidiff.device import pick_device
+from nidiff.evaluation.common import add_data_arguments, data_kwargs
 
 __all__ = ["main", "parser"]
 

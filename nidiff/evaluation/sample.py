@@ -10,24 +10,40 @@ exist. ``--npz`` packs all ``N`` images into one ``uint8 [N, H, W, C]`` array at
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from nidiff.evaluation.common import pick_device
+from nidiff.atomic import atomic_write
 from nidiff.images import save_png, to_uint8
-from nidiff.sampling import SAMPLERS, X_CLIPS, get_sampler, logsnr_grid, uniform_grid
-from nidiff.sampling.noise import per_sample_generators
 
-__all__ = ["main", "parser", "sample_images"]
+__all__ = ["add_sampling_arguments", "main", "parser", "plan_from_args"]
 
-GRIDS = {"uniform": lambda diffusion, steps, device: uniform_grid(steps, device=device),
-         "logsnr": lambda diffusion, steps, device: logsnr_grid(diffusion, steps).to(device)}
+
+def add_sampling_arguments(p: argparse.ArgumentParser, steps: int | None = 1000) -> None:
+    """``--sampler``, ``--option``, ``--steps``, ``--grid``, ``--x-clip``: one sampling plan."""
+    import nidiff
+    from nidiff.sampling import X_CLIPS
+
+    group = p.add_argument_group("sampling")
+    group.add_argument("--sampler", default="ancestral", choices=nidiff.list_samplers(),
+                       help="a registered sampler (default ancestral, algorithm 1)")
+    group.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="an option of the sampler, e.g. --option eta=0.5 for ddim; repeat for several")
+    group.add_argument("--steps", type=int, default=steps, help=f"time steps (default {steps})")
+    group.add_argument("--grid", default="uniform", choices=nidiff.list_grids(), help="time grid (default uniform)")
+    group.add_argument("--x-clip", default="none", choices=["none", *sorted(X_CLIPS)], help="clipping of x_hat")
+
+
+def plan_from_args(args: argparse.Namespace):
+    """The :class:`~nidiff.SamplingPlan` of the sampling arguments (checked: bad options raise)."""
+    from nidiff.sampling import SamplingPlan, parse_options
+
+    return SamplingPlan(sampler=args.sampler, steps=args.steps, grid=args.grid, options=parse_options(args.option),
+                        x_clip=None if args.x_clip == "none" else args.x_clip)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,11 +52,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="a run directory (its newest loadable checkpoint) or a .ckpt file")
     p.add_argument("--out", required=True, help="folder for NNNNNN.png files (created; existing images are kept)")
     p.add_argument("-n", "--num-samples", type=int, default=50_000, help="number of images (default 50,000)")
-    p.add_argument("--sampler", default="ancestral", choices=sorted(SAMPLERS), help="default ancestral (algorithm 1)")
-    p.add_argument("--steps", type=int, default=1000, help="time steps (default 1000)")
-    p.add_argument("--grid", default="uniform", choices=sorted(GRIDS), help="time grid (default uniform)")
-    p.add_argument("--eta", type=float, default=0.0, help="ddim only: 0 deterministic, 1 ancestral")
-    p.add_argument("--x-clip", default="none", choices=["none", *sorted(X_CLIPS)], help="clipping of x_hat")
+    add_sampling_arguments(p)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0, help="image i uses the seed (seed, i)")
     p.add_argument("--bf16", action="store_true", help="run the network under bf16 autocast (transforms stay float32)")
@@ -50,42 +62,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def sample_images(loaded, indices: list[int], sampler: str, steps: int, grid: str, seed: int, device: str,
-                  x_clip: str | None = None, eta: float = 0.0, bf16: bool = False) -> torch.Tensor:
-    """Images ``indices`` of the run (uint8 ``[len, C, H, W]``), each from its own seed."""
-    diffusion, net = loaded.diffusion, loaded.net
-    generators = per_sample_generators(seed, indices, device)
-    z = diffusion.prior_sample(len(indices), generator=generators, device=device)
-    kwargs = {"eta": eta} if sampler == "ddim" else {}
-    autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with autocast:
-        x = get_sampler(sampler)(diffusion, net, z, GRIDS[grid](diffusion, steps, device),
-                                 generator=generators, x_clip=x_clip, **kwargs)
-    return to_uint8(x.float())
-
-
 def main(argv: list[str]) -> int:
-    from nidiff.training.load import load_run
+    from nidiff.runs import load_run
 
     args = parser().parse_args(argv)
     if args.num_samples < 1 or args.batch_size < 1 or args.steps < 1:
         raise ValueError("--num-samples, --batch-size and --steps must be positive")
-    device = pick_device(args.device)
-    loaded = load_run(args.run, device=device, ema=not args.raw_weights)
+    plan = plan_from_args(args)
+    loaded = load_run(args.run, device=args.device, weights="net" if args.raw_weights else "ema")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".*.tmp*"):  # temporary files of a killed run
         stale.unlink()
     todo = [i for i in range(args.num_samples) if not (out / f"{i:06d}.png").is_file()]
     print(f"nidiff sample: step {loaded.step} of {loaded.checkpoint}; {args.num_samples - len(todo)} images "
-          f"exist, {len(todo)} to draw with {args.sampler} ({args.steps} steps, {args.grid} grid)")
+          f"exist, {len(todo)} to draw with {plan.describe()}")
     start = time.perf_counter()
-    x_clip = None if args.x_clip == "none" else args.x_clip
     with tqdm(total=len(todo), unit="img", desc="sampling") as bar:
         for b in range(0, len(todo), args.batch_size):
             batch = todo[b : b + args.batch_size]
-            images = sample_images(loaded, batch, args.sampler, args.steps, args.grid, args.seed, device,
-                                   x_clip=x_clip, eta=args.eta, bf16=args.bf16)
+            images = to_uint8(loaded.draw(plan, batch, args.seed, args.bf16).float())
             for i, image in zip(batch, images):
                 save_png(image, out / f"{i:06d}.png")
             bar.update(len(batch))
@@ -106,8 +102,4 @@ def pack_npz(folder: Path, n: int, path: str | os.PathLike) -> Path:
     if missing:
         raise FileNotFoundError(f"{len(missing)} of {n} images are missing in {folder} (first: {missing[0]:06d}.png)")
     array = np.stack([np.asarray(Image.open(folder / f"{i:06d}.png").convert("RGB")) for i in range(n)])
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, samples=array)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: np.savez(f, samples=array))

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nidiff.nets.layers import GROUPNORM_EPS, AttentionBlock, ResBlock, TimeEmbedding, zero_init
+from nidiff.registries import register_net
 
 __all__ = ["UNet", "count_parameters", "summarize"]
 
@@ -49,6 +50,7 @@ def _int_tuple(name: str, values: object, allow_empty: bool) -> tuple[int, ...]:
     return out
 
 
+@register_net("unet")
 class UNet(nn.Module):
     """UNet ``eps_hat = f(x_t, t)`` with continuous time ``t in [0, 1]``.
 

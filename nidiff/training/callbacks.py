@@ -11,35 +11,40 @@ import numpy as np
 import torch
 
 from nidiff.images import make_grid, save_png
-from nidiff.sampling import ancestral, uniform_grid
+from nidiff.sampling import SamplingPlan, draw
 
 __all__ = ["StepCheckpoint", "SampleGrid", "RNGState", "sample_grid"]
 
 
 @torch.no_grad()
-def sample_grid(module, n: int, steps: int, seed: int, path: Path, x_clip: str | None = None) -> Path:
+def sample_grid(module, n: int, plan: SamplingPlan, seed: int, path: Path, scale: int = 0) -> Path:
     """Sample ``n`` images with the EMA network from a fixed noise seed and save them as one PNG."""
     device = module.device
     g = torch.Generator(device=device).manual_seed(seed)
-    diffusion, net = module.diffusion, module.ema.module
-    z = diffusion.prior_sample(n, generator=g, device=device)
+    net = module.ema.module
     was_training = net.training
     net.eval()
-    x = ancestral(diffusion, net, z, uniform_grid(steps, device=device), generator=g, x_clip=x_clip)
+    x = draw(module.diffusion, net, plan, n, generator=g, device=device)
     net.train(was_training)
-    return save_png(make_grid(x), path)
+    return save_png(make_grid(x, scale=scale), path)
 
 
 class SampleGrid(L.Callback):
-    """Every ``every_n_steps`` optimizer steps (and at the end) write ``samples/step_XXXXXXX.png``."""
+    """Every ``every_n_steps`` optimizer steps (and at the end) write ``samples/step_XXXXXXX.png``.
+
+    The grid follows the ``sample`` settings of the run: ``n`` images drawn with ``sampler``
+    (and its ``options``) on ``steps`` steps of ``grid`` with ``x_clip``, from the noise of ``seed``,
+    each tile upscaled ``scale`` times (0: enough for a grid at least 512 pixels wide).
+    """
 
     def __init__(self, dirpath: str | Path, every_n_steps: int = 5000, n: int = 64, steps: int = 250, seed: int = 0,
-                 x_clip: str | None = None):
-        if every_n_steps < 1 or n < 1 or steps < 1:
-            raise ValueError("sample grid: every_n_steps, n and steps must be positive")
+                 x_clip: str | None = None, sampler: str = "ancestral", grid: str = "uniform",
+                 options: dict | None = None, scale: int = 0):
+        if every_n_steps < 1 or n < 1:
+            raise ValueError("sample grid: every_n_steps and n must be positive")
         self.dirpath = Path(dirpath)
-        self.every_n_steps, self.n, self.steps, self.seed = every_n_steps, n, steps, seed
-        self.x_clip = x_clip
+        self.every_n_steps, self.n, self.seed, self.scale = every_n_steps, n, seed, scale
+        self.plan = SamplingPlan(sampler, steps, grid, options or {}, x_clip)
         self.last_path: Path | None = None
         self._last_step: int | None = None
 
@@ -49,7 +54,7 @@ class SampleGrid(L.Callback):
         self._last_step = trainer.global_step
         if trainer.is_global_zero:
             path = self.dirpath / f"step_{trainer.global_step:07d}.png"
-            self.last_path = sample_grid(module, self.n, self.steps, self.seed, path, self.x_clip)
+            self.last_path = sample_grid(module, self.n, self.plan, self.seed, path, self.scale)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if trainer.global_step % self.every_n_steps == 0:

@@ -11,6 +11,7 @@ Run directory layout (``hydra.run.dir``)::
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -19,20 +20,23 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from nidiff.build import build_diffusion, build_network, migrate_config
 from nidiff.checkpoints import AtomicCheckpointIO, newest_loadable, remove_stale_temps, safe_load, scan
-from nidiff.diffusion import GaussianDiffusion
+from nidiff.data import ImageDataModule
+from nidiff.params import check_params
 from nidiff.training.callbacks import RNGState, SampleGrid, StepCheckpoint
 from nidiff.training.guard import NonFiniteError, NonFiniteGuard
 from nidiff.training.logs import run_loggers
-from nidiff.training.module import DiffusionModule, count_parameters
+from nidiff.nets import count_parameters
+from nidiff.training.module import DiffusionModule
+from nidiff.training.rundir import existing_run, lock_run_dir
 from nidiff.training.validate import resume_differences, validate_config
 
-__all__ = ["build_diffusion", "build_module", "check_resume", "existing_run", "resolve_resume", "train"]
+__all__ = ["build_datamodule", "build_module", "check_resume", "fit_run", "resolve_resume", "train"]
 
 
 @rank_zero_only
@@ -41,33 +45,29 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def build_diffusion(cfg: DictConfig, datamodule=None) -> GaussianDiffusion:
-    """Basis (fitted on training images first if it learns from data) + schedule."""
-    basis = instantiate(cfg.basis)
-    if hasattr(basis, "fit") and not bool(getattr(basis, "fitted", True)):
+def build_datamodule(cfg: DictConfig) -> ImageDataModule:
+    """The training images of the configuration's ``data`` section."""
+    params = OmegaConf.to_container(cfg.data, resolve=True)
+    return ImageDataModule(**check_params(ImageDataModule, params, "data"))
+
+
+def build_module(cfg: DictConfig, datamodule: ImageDataModule | None = None) -> DiffusionModule:
+    """The LightningModule: diffusion (a basis fitted from data is fitted on training images first),
+    network, optimizer settings, EMA and the non-finite guard, all from the configuration."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+
+    def fit_images():
         if datamodule is None:
-            raise ValueError(f"{type(basis).__name__} must be fitted on data, but no data module was given")
+            raise ValueError(f"basis {config['basis']['name']!r} must be fitted on data, but no data module was given")
         images = datamodule.fit_images(cfg.basis_fit_images)
-        _say(f"nidiff: fitting the {type(basis).__name__} on {images.shape[0]} training images")
-        basis.fit(images)
-    schedule = instantiate(cfg.schedule)
-    return GaussianDiffusion(basis, schedule, parametrization=cfg.diffusion.parametrization)
+        _say(f"nidiff: fitting the basis {config['basis']['name']!r} on {images.shape[0]} training images")
+        return images
 
-
-def build_module(cfg: DictConfig, datamodule=None) -> DiffusionModule:
-    diffusion = build_diffusion(cfg, datamodule)
-    net = instantiate(cfg.net)
+    diffusion = build_diffusion(config, fit_images=fit_images)
     return DiffusionModule(
-        net, diffusion, **cfg.optim, ema_decay=cfg.ema.decay, **cfg.get("speed", {}),
-        guard=NonFiniteGuard(**cfg.get("nonfinite", {})), config=OmegaConf.to_container(cfg, resolve=True),
+        build_network(config), diffusion, **config["optim"], ema_decay=config["ema"]["decay"], **config["speed"],
+        guard=NonFiniteGuard(**config["nonfinite"]), config=config,
     )
-
-
-def existing_run(run_dir: Path) -> list[Path]:
-    """What a run left in ``run_dir`` that a new run there would overwrite (empty: nothing)."""
-    found = sorted((run_dir / "checkpoints").glob("*.ckpt")) + sorted((run_dir / "samples").glob("*.png"))
-    found += [p for p in (run_dir / "logs" / "metrics.csv",) if p.is_file()]
-    return found
 
 
 def check_resume(cfg: DictConfig, ckpt: str, checkpoint: dict) -> None:
@@ -75,19 +75,37 @@ def check_resume(cfg: DictConfig, ckpt: str, checkpoint: dict) -> None:
     saved = checkpoint.get("config")
     if not cfg.get("resume_check", True) or saved is None:  # None: an older checkpoint, without one
         return
-    diffs = resume_differences(saved, OmegaConf.to_container(cfg, resolve=True))
+    diffs = resume_differences(migrate_config(saved), OmegaConf.to_container(cfg, resolve=True))
     if diffs:
         raise ValueError(
-            f"cannot resume {ckpt}: it was written with a different configuration. Fields that differ:\n  "
-            + "\n  ".join(diffs)
-            + "\nGive the saved values (or the original recipe and overrides), or pass resume_check=false to "
+            f"cannot resume {ckpt}: it was written with a different configuration. Fields that differ: "
+            + "; ".join(diffs)
+            + ". Give the saved values (or the original recipe and overrides), or pass resume_check=false to "
             "continue anyway as a different run"
         )
 
 
-def train(cfg: DictConfig) -> Path:
-    """Train as ``cfg`` says, in the Hydra run directory; returns that directory."""
+def train(cfg: DictConfig) -> int:
+    """Train as ``cfg`` says, in the Hydra run directory; returns the exit status (0: done, 1: stopped
+    on non-finite values or a full disk, 2: bad input), having said why."""
+    from nidiff.errors import bad_input, message, run_failures
+
+    try:
+        fit_run(cfg)
+        return 0
+    except run_failures() as err:
+        print(f"nidiff train: error: {message(err)}", file=sys.stderr, flush=True)
+        return 1
+    except bad_input() as err:
+        print(f"nidiff train: error: {message(err)}", file=sys.stderr, flush=True)
+        return 2
+
+
+def fit_run(cfg: DictConfig) -> Path:
+    """Train as ``cfg`` says, in the Hydra run directory; returns that directory. Raises on bad input
+    and on a run stopped by non-finite values or a full disk."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    lock_run_dir(run_dir)  # held already unless this is a job of a -m sweep
     validate_config(cfg)
     ckpt = resolve_resume(cfg.resume, run_dir)
     if ckpt is None and not cfg.resume and existing_run(run_dir):
@@ -98,13 +116,13 @@ def train(cfg: DictConfig) -> Path:
     resumed = None if ckpt is None else torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
     if resumed is not None:
         check_resume(cfg, ckpt, resumed)
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision(cfg.matmul_precision)
-    datamodule = instantiate(cfg.data)
+    datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
-    _say(f"nidiff: {cfg.name}: network {type(module.net).__name__} with "
-          f"{count_parameters(module.net) / 1e6:.2f}M parameters; run directory {run_dir}")
-    sample_cb = SampleGrid(run_dir / "samples", **cfg.sample)
+    _say(f"nidiff: {cfg.name}: network {cfg.net.name} with {count_parameters(module.net) / 1e6:.2f}M parameters; "
+         f"run directory {run_dir}")
+    sample_cb = SampleGrid(run_dir / "samples", **OmegaConf.to_container(cfg.sample, resolve=True))
     callbacks = [
         StepCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps),
         sample_cb,
@@ -132,27 +150,35 @@ def train(cfg: DictConfig) -> Path:
         good = newest_loadable(run_dir / "checkpoints")
         raise NonFiniteError(
             f"{err}. Stopped at step {trainer.global_step}; the newest checkpoint, {good or 'none (none written yet)'}, "
-            f"is untouched: resume={run_dir} continues from it (nonfinite.policy=skip goes on past such steps)"
+            f"is untouched: resume={run_dir} continues from it"
         ) from None
     loss = trainer.callback_metrics.get("train/loss")
     _say(f"nidiff: {cfg.name}: reached step {trainer.global_step} in {time.perf_counter() - start:.0f} s"
-          + (f", last loss {float(loss):.4f}" if loss is not None else ""))
+         + (f", last loss {float(loss):.4f}" if loss is not None else ""))
     if sample_cb.last_path is not None:
         _say(f"nidiff: sample grid written to {sample_cb.last_path}")
     return run_dir
 
 
 def resolve_resume(resume: str | None, run_dir: Path) -> str | None:
-    """``resume`` is a checkpoint file, or a run directory: its newest checkpoint that loads."""
+    """``resume`` is a checkpoint file, or a run directory: its newest checkpoint that loads and
+    matches its digest. A run directory whose checkpoints are all damaged is refused (never silently
+    restarted); one killed before its first checkpoint starts again from step 0."""
     if not resume:
         return None
     path = Path(str(resume))
     if path.is_dir():
         for stale in remove_stale_temps(path / "checkpoints"):
             _say(f"nidiff: removed {stale}, left by a write that was interrupted")
-        found, unreadable = scan(path / "checkpoints")
-        for bad in unreadable:
-            _say(f"nidiff: {bad} cannot be loaded (truncated or corrupt): skipped; resuming from {found}")
+        found, damaged = scan(path / "checkpoints")
+        for bad in damaged:
+            _say(f"nidiff: warning: {bad} cannot be loaded (truncated or damaged): skipped"
+                 + (f"; resuming from {found}" if found else ""))
+        if found is None and damaged:
+            raise FileNotFoundError(
+                f"cannot resume {path}: none of its {len(damaged)} checkpoint(s) loads ({', '.join(p.name for p in damaged)}"
+                f" are truncated or damaged); nothing was changed. Move them away to train this run again from step 0"
+            )
         if found is None and (path / ".hydra").is_dir():  # a run killed before its first checkpoint
             _say(f"nidiff: {path} has no checkpoint yet: starting it again from step 0")
             return None

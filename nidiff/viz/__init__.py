@@ -14,8 +14,6 @@ The command line is ``nidiff viz forward|logsnr|samples`` (:mod:`nidiff.viz.cli`
 
 from nidiff.viz.checkpoint import (
     Trajectory,
-    describe_run,
-    load_run,
     sample_grid_figure,
     sample_with_trajectory,
     trajectory_figure,
@@ -36,11 +34,9 @@ __all__ = [
     "build_process",
     "check_writable",
     "coefficient_bands",
-    "describe_run",
     "forward_strip",
     "forward_tiles",
     "load_image",
-    "load_run",
     "logsnr_figure",
     "parse_process",
     "sample_grid_figure",

@@ -3,7 +3,7 @@
 A run directory of ``nidiff train`` holds ``.hydra/config.yaml`` (the composed configuration) and
 ``checkpoints/*.ckpt`` (Lightning; the ``state_dict`` has ``net.*``, ``ema.module.*`` and, for a
 basis fitted from data, ``diffusion.basis.*``). The model is rebuilt and loaded by the same code as
-``nidiff sample`` and ``nidiff eval`` use, :func:`nidiff.training.load.load_run`.
+``nidiff sample`` and ``nidiff eval`` use, :func:`nidiff.load_run`.
 
 The recorded ``x_hat`` is the network's own prediction (eq. 22), before any ``x_clip``: where
 ``alpha_t`` underflows (heat dissipation at high frequencies) it is not finite, and the figures
@@ -17,7 +17,6 @@ show such pixels as mid-grey.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,36 +30,10 @@ from nidiff.viz.output import new_figure
 from nidiff.viz.strip import strip_figure
 
 if TYPE_CHECKING:
-    from nidiff.training.load import LoadedRun
+    from nidiff.runs import Run
+    from nidiff.sampling import SamplingPlan
 
-__all__ = ["load_run", "describe_run", "Trajectory", "sample_with_trajectory",
-           "sample_grid_figure", "trajectory_figure"]
-
-
-def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", weights: str = "ema") -> LoadedRun:
-    """Load a run directory (its newest loadable checkpoint) or a ``.ckpt`` file inside one.
-
-    ``weights``: ``"ema"`` (the averaged network, the one to sample) or ``"net"`` (the raw one).
-    """
-    from nidiff.training.load import load_run as load_training_run
-
-    if weights not in ("ema", "net"):
-        raise ValueError(f"weights must be 'ema' or 'net', got {weights!r}")
-    return load_training_run(path, device, ema=weights == "ema")
-
-
-def describe_run(run: LoadedRun, weights: str = "ema") -> str:
-    """``"quickstart: dct + blurring, step 400, EMA weights"``, for titles."""
-    cfg = run.cfg
-    names = [node._target_.rsplit(".", 1)[-1] for node in (cfg.basis, cfg.schedule)]
-    record = run.checkpoint.parent.parent / ".hydra" / "hydra.yaml"  # Hydra's record of the choices
-    if record.is_file():
-        from omegaconf import OmegaConf
-
-        choices = OmegaConf.load(record).get("hydra", {}).get("runtime", {}).get("choices", {})
-        names = [choices.get("bases") or names[0], choices.get("schedules") or names[1]]
-    which = "EMA" if weights == "ema" else "raw"
-    return f"{cfg.get('name', 'run')}: {names[0]} + {names[1]}, step {run.step}, {which} weights"
+__all__ = ["Trajectory", "sample_with_trajectory", "sample_grid_figure", "trajectory_figure"]
 
 
 @dataclass
@@ -75,43 +48,42 @@ class Trajectory:
 
 @torch.no_grad()
 def sample_with_trajectory(
-    run: LoadedRun,
+    run: Run,
+    plan: SamplingPlan,                      # sampler, options, steps, grid, x_clip
     n: int = 16,                             # images to draw
-    steps: int = 100,                        # ancestral steps on a uniform grid (algorithm 1)
     seed: int = 0,                           # seeds the prior draw and every step's noise
     keep: int = 4,                           # samples whose trajectory is recorded: the first ones
     columns: int = 6,                        # recorded steps, spread from t = 1 to the last step
-    x_clip: str | None = None,               # clipping of x_hat inside the sampler (None: none)
 ) -> tuple[Tensor, Trajectory]:
-    """Ancestral sampling of ``n`` images ``[n, C, H, W]``, recording ``z_t`` and ``x_hat`` of the
-    first ``keep`` samples at ``columns`` steps (the sampler's ``callback`` marks the steps)."""
-    from nidiff.sampling import ancestral, uniform_grid
+    """Sample ``n`` images ``[n, C, H, W]`` following ``plan``, recording ``z_t`` and ``x_hat`` of the
+    first ``keep`` samples at the start of ``columns`` steps (the sampler's ``callback`` marks them)."""
+    from nidiff.sampling import draw
 
-    for name, value in (("n", n), ("steps", steps), ("keep", keep), ("columns", columns)):
+    for name, value in (("n", n), ("keep", keep), ("columns", columns)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    diffusion, device = run.diffusion, run.diffusion.lam.device
+    steps = plan.steps
+    diffusion, device = run.diffusion, run.device
     chosen = set(np.unique(np.linspace(0, steps - 1, min(columns, steps)).round().astype(int)).tolist())
-    seen: dict[str, Tensor] = {}
+    entering: dict[str, Tensor] = {}  # the first evaluation of the current step
 
     def model(z_t: Tensor, t: Tensor) -> Tensor:
         out = run.net(z_t, t)
-        seen.update(z=z_t, t=t, out=out)
+        if not entering:
+            entering.update(z=z_t[:keep], t=t[:keep], out=out[:keep])
         return out
 
     times, zs, x_hats = [], [], []
 
     def callback(info: dict) -> None:
         if info["i"] in chosen:
-            z_t, t, out = seen["z"][:keep], seen["t"][:keep], seen["out"][:keep]
             times.append(info["t"])
-            zs.append(z_t.cpu())
-            x_hats.append(diffusion.predict(z_t, t, out)[0].cpu())
+            zs.append(entering["z"].cpu())
+            x_hats.append(diffusion.predict(entering["z"], entering["t"], entering["out"])[0].cpu())
+        entering.clear()
 
     g = torch.Generator(device=device).manual_seed(seed)
-    z = diffusion.prior_sample(n, generator=g, device=device)
-    grid = uniform_grid(steps, device=device)
-    x = ancestral(diffusion, model, z, grid, generator=g, callback=callback, x_clip=x_clip)
+    x = draw(diffusion, model, plan, n, generator=g, device=device, callback=callback)
     return x.cpu(), Trajectory(times, torch.stack(zs), torch.stack(x_hats))
 
 

@@ -38,11 +38,9 @@ schedules: {schedules}
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``nidiff viz`` with its three subcommands."""
     import nidiff
-
-    from nidiff.sampling import X_CLIPS
+    from nidiff.evaluation.sample import add_sampling_arguments
 
     bases, schedules = ", ".join(nidiff.list_bases()), ", ".join(nidiff.list_schedules())
-    x_clips = sorted(X_CLIPS)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--out", default="viz", metavar="DIR", help="folder to write into [viz]")
     common.add_argument("--overwrite", action="store_true", help="replace files that already exist")
@@ -99,15 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = smp.add_argument
     add("--run", required=True, metavar="RUN_DIR", help="a run directory, or a .ckpt file in one")
-    add("--steps", type=int, default=100, metavar="N", help="ancestral sampling steps [100]")
+    add_sampling_arguments(smp, steps=100)
     add("--n", type=int, default=16, help="samples in the grid [16]")
     add("--trajectories", type=int, default=4, metavar="K", help="samples whose trajectory is drawn [4]")
     add("--columns", type=int, default=6, help="sampler steps shown per trajectory [6]")
     add("--seed", type=int, default=0, help="seed of the sampling noise [0]")
     add("--weights", choices=("ema", "net"), default="ema", help="EMA or raw network weights [ema]")
-    add("--x-clip", default="none", choices=["none", *x_clips],
-        help="clip x_hat inside the sampler [none, as in nidiff sample]; an undertrained model "
-             "can diverge without it")
     add("--device", default=None, help="cpu, cuda, cuda:1, ... [cuda if available]")
     add("--name", default="samples", help="file names NAME.png and NAME_trajectory.png [samples]")
     return parser
@@ -158,27 +153,20 @@ def _logsnr(args: argparse.Namespace, out: Path) -> int:
 
 
 def _samples(args: argparse.Namespace, out: Path) -> int:
-    from nidiff.evaluation.common import pick_device
-    from nidiff.viz.checkpoint import (
-        describe_run,
-        load_run,
-        sample_grid_figure,
-        sample_with_trajectory,
-        trajectory_figure,
-    )
+    from nidiff.evaluation.sample import plan_from_args
+    from nidiff.runs import load_run
+    from nidiff.viz.checkpoint import sample_grid_figure, sample_with_trajectory, trajectory_figure
     from nidiff.viz.output import check_writable, save_figure
 
     name = _png(args.name)[: -len(".png")]
     paths = [out / f"{name}.png", out / f"{name}_trajectory.png"]
     grid_path, traj_path = check_writable(paths, args.overwrite)
-    device = pick_device(args.device)
-    run = load_run(args.run, device, args.weights)
-    description = describe_run(run, args.weights)
-    x_clip = None if args.x_clip == "none" else args.x_clip
-    print(f"nidiff viz samples: {run.checkpoint} ({description}), {args.steps} ancestral steps on {device}")
-    x, traj = sample_with_trajectory(run, args.n, args.steps, args.seed, args.trajectories, args.columns, x_clip)
-    caption = (f"{args.steps} ancestral steps (algorithm 1), seed {args.seed}, x_clip {args.x_clip}; "
-               f"values shown clipped to [-1, 1]")
+    plan = plan_from_args(args)
+    run = load_run(args.run, args.device, args.weights)
+    description = run.describe()
+    print(f"nidiff viz samples: {run.checkpoint} ({description}), {plan.describe()} on {run.device}")
+    x, traj = sample_with_trajectory(run, plan, args.n, args.seed, args.trajectories, args.columns)
+    caption = f"{plan.describe()}, seed {args.seed}; values shown clipped to [-1, 1]"
     grid = sample_grid_figure(x, f"{args.n} samples\n{description}", caption)
     print(save_figure(grid, grid_path, args.overwrite, args.dpi))
     title = f"Denoising trajectories: state $z_t$ and prediction $\\hat{{x}}$\n{description}"

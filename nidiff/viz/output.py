@@ -14,7 +14,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from nidiff.atomic import publish
+from nidiff.atomic import atomic_write
 
 __all__ = ["new_figure", "check_writable", "save_figure"]
 
@@ -49,13 +49,6 @@ def save_figure(fig: Figure, path: str | os.PathLike, overwrite: bool = False, d
     Without ``overwrite`` the final step is a hard link, which fails if ``path`` appeared in the
     meantime, so an existing file is never replaced (``FileExistsError``). Creates the folder.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(tmp, format="png", dpi=dpi, facecolor="white")
-        publish(tmp, path, overwrite, f"refusing to overwrite {path}: pass --overwrite")
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, facecolor="white"), overwrite,
+                        f"refusing to overwrite {path}: pass --overwrite")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["API_MODULES", "REGENERATE", "api_reference"]
 
-REGENERATE = "python -m nidiff.docgen api > docs/reference/api.md"
+REGENERATE = "python -m tools.docgen api > docs/reference/api.md"
 
 # the public modules, in the order of the page
 API_MODULES = (

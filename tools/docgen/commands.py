@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import re
 import shlex
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
@@ -111,6 +112,7 @@ class CommandLine:
     source: str       # "docs/training.md:42"
     text: str         # the command as written
     argv: list[str]   # the words after ``nidiff``
+    env: dict[str, str] = field(default_factory=dict)  # assignments before it: NIDIFF_PLUGINS=... nidiff
 
 
 def shell_commands(markdown: str, source: str) -> Iterator[CommandLine]:
@@ -144,10 +146,13 @@ def shell_commands(markdown: str, source: str) -> Iterator[CommandLine]:
                 raise ValueError(f"{source}:{start}: cannot split {text!r}: {err}") from None
             continue
         for segment in _segments(words):
+            env = {}
             while segment and _ASSIGNMENT.match(segment[0]):  # PYTHONPATH=. nidiff ...
+                key, _, value = segment[0].partition("=")
+                env[key] = value
                 segment = segment[1:]
             if segment and segment[0] == "nidiff":
-                yield CommandLine(f"{source}:{start}", shlex.join(segment), segment[1:])
+                yield CommandLine(f"{source}:{start}", shlex.join(segment), segment[1:], env)
 
 
 def _segments(words: list[str]) -> Iterator[list[str]]:
@@ -161,15 +166,29 @@ def _segments(words: list[str]) -> Iterator[list[str]]:
     yield current
 
 
-def check_command_line(argv: list[str]) -> None:
+def check_command_line(argv: list[str], env: dict[str, str] | None = None) -> None:
     """Raise ``ValueError`` if ``nidiff ARGV`` names an unknown command, option, key, recipe, basis
     or schedule, or a value out of range; run nothing.
 
     A Hydra command's overrides are composed with :func:`nidiff.config.compose` exactly as the
     command composes them (a sweep is expanded by Hydra's own sweeper, one composition per job),
     then checked with the training's own ``validate_config`` and its schedule and basis built.
-    An argparse command's arguments are parsed by its own parser.
+    An argparse command's arguments are parsed by its own parser. ``env``: the variables the
+    command line sets for nidiff (``NIDIFF_PLUGINS``), in effect while it is checked.
     """
+    saved = {key: os.environ.get(key) for key in env or {}}
+    os.environ.update(env or {})
+    try:
+        _check_command_line(argv)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _check_command_line(argv: list[str]) -> None:
     commands = _commands()
     if not argv or argv[0] in ("-h", "--help", "help"):
         return
@@ -231,10 +250,10 @@ def _check_hydra(command: str, args: list[str]) -> None:
 
 def _check_composed(command: str, overrides: list[str]) -> None:
     from hydra.errors import HydraException
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from nidiff.build import COMPONENTS, build_component
     from nidiff.config import compose
     from nidiff.training.validate import validate_config
 
@@ -250,7 +269,6 @@ def _check_composed(command: str, overrides: list[str]) -> None:
         if OmegaConf.missing_keys(cfg[node]):  # e.g. the matrix basis's P, given from Python
             continue
         try:
-            instantiate(cfg[node])
-        except HydraException as err:
-            raise ValueError(f"cannot build the {node} of nidiff {command} {' '.join(overrides)}: "
-                             f"{err.__cause__ or err}") from None
+            build_component(COMPONENTS[node], OmegaConf.to_container(cfg[node], resolve=True), node)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"cannot build the {node} of nidiff {command} {' '.join(overrides)}: {err}") from None

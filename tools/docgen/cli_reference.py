@@ -1,9 +1,9 @@
 """``docs/reference/cli.md``: every ``nidiff`` command with all its options, generated.
 
 Commands come from :data:`nidiff.cli.COMMANDS` in their order. A Hydra command is documented by
-its ``--help`` text, every key of its primary config (default and comment, as written in the file)
-and, for ``train``, the config groups with the keys each option sets. An argparse command is
-documented from the parser it builds, subcommands included (:mod:`nidiff.docgen.commands`).
+its ``--help`` text, every field of its typed configuration (:mod:`nidiff.schema`: type, default
+and meaning) and, for ``train``, the config groups with the keys each option sets. An argparse command is
+documented from the parser it builds, subcommands included (:mod:`tools.docgen.commands`).
 Options are rendered here rather than by argparse's help formatter, whose layout depends on the
 terminal width and the Python version.
 """
@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nidiff.docgen.commands import command_help, find_parser, hydra_config
-from nidiff.docgen.yaml_keys import ConfigFile, ConfigKey, read_config
+from tools.docgen.commands import command_help, find_parser, hydra_config
+from tools.docgen.yaml_keys import ConfigFile, ConfigKey, read_config
 
 __all__ = ["REGENERATE", "cli_reference"]
 
-REGENERATE = "python -m nidiff.docgen cli > docs/reference/cli.md"
+REGENERATE = "python -m tools.docgen cli > docs/reference/cli.md"
 
 
 def cli_reference() -> str:
@@ -55,19 +55,19 @@ def cli_reference() -> str:
 
 def _hydra_command(name: str, config: Path) -> list[str]:
     from nidiff.config import group_dirs
+    from nidiff.schema import CompareConfig, TrainConfig, describe_fields
 
     out = ["`nidiff " + name + " --help`:", "", "```text", command_help(name).rstrip(), "```", ""]
     conf = read_config(config)
-    parents = [d for d in conf.defaults if d != "_self_" and ":" not in d]
-    rel = f"nidiff/conf/{config.name}"
     out += [f"### Configuration keys of `nidiff {name}`", ""]
-    if parents:
-        out += [f"Everything [`nidiff {p}`](#nidiff-{p}) takes, plus the keys of `{rel}`:" for p in parents]
-    else:
-        out += [_sentence(conf.header), "", f"The keys of `{rel}`, set on the command line as `key=value`:"]
-    out += ["", *_key_table(conf.keys)]
-    if parents:
+    if name == "compare":
+        fields = [row for row in describe_fields(CompareConfig) if row[0].startswith("compare.")]
+        out += ["Everything [`nidiff train`](#nidiff-train) takes, plus the `compare:` block "
+                "(`nidiff/schema.py`, `CompareSection`):", "", *_field_table(fields)]
         return out
+    out += [_sentence(conf.header), "", "The typed fields of `nidiff/schema.py`, set on the command line as "
+            "`key=value` (a value of the wrong type is refused when the configuration is composed):", "",
+            *_field_table(describe_fields(TrainConfig))]
     groups = [d.split(":")[0].strip() for d in conf.defaults if ":" in d]
     for group_name, folder in group_dirs().items():
         if folder.name not in groups:
@@ -98,6 +98,12 @@ def _group_option(group: str, conf: ConfigFile) -> list[str]:
     prefix = "" if conf.package in (None, "_global_") else conf.package + "."
     keys = [ConfigKey(prefix + k.path, k.value, k.comment, k.mapping) for k in conf.keys]
     return out + _key_table(keys, "value")
+
+
+def _field_table(rows: list[tuple[str, str, str, str]]) -> list[str]:
+    out = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    out += [f"| `{key}` | {_cell(kind)} | `{default}` | {_cell(text)} |" for key, kind, default, text in rows]
+    return out
 
 
 def _key_table(keys: list[ConfigKey], column: str = "default") -> list[str]:
