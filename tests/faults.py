@@ -1,7 +1,8 @@
 """Fault injection for tests: a UNet that returns NaN, or sends NaN gradients, at chosen calls.
 
-Used through Hydra (``net._target_=tests.faults.FaultyUNet +net.nan_calls=[3]``) by the tests of
-the non-finite guard, including under DDP where only one process is poisoned.
+Registered as the network ``faulty_unet``; the tests of the non-finite guard run ``nidiff train``
+with ``NIDIFF_PLUGINS=tests.faults net.name=faulty_unet net.nan_calls=[3]`` (the other ``net``
+fields are the UNet's), including under DDP where only one process is poisoned.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import torch
 from torch import Tensor
 
 from nidiff.nets import UNet
+from nidiff.registries import register_net
 
 
+@register_net("faulty_unet")
 class FaultyUNet(UNet):
     """``UNet`` whose training-mode call number ``k`` (from 1) in ``nan_calls`` is poisoned.
 

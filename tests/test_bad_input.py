@@ -1,4 +1,4 @@
-"""Every bad input of ``nidiff train`` gets a clear message and exit code 1 before any work, and
+"""Every bad input of ``nidiff train`` gets a clear message and exit code 2 before any work, and
 nothing already written is lost. The cases are the rows of docs/reliability.md."""
 
 from __future__ import annotations
@@ -42,7 +42,19 @@ def no_cifar(tmp_path, monkeypatch):
     ("trainer.max_steps=0", "trainer.max_steps=0 (an integer >= 1)"),
     ("data.batch_size=-4", "data.batch_size=-4 (an integer >= 1)"),
     ("checkpoint.every_n_steps=0", "checkpoint.every_n_steps=0"),
-    ("optim.lr=0", "optim.lr=0 (a number > 0)"),
+    ("optim.lr=0", "optim.lr=0 (a finite number > 0)"),
+    ("optim.lr=inf", "optim.lr=inf (a finite number > 0)"),
+    ("optim.lr=nan", "optim.lr=nan (a finite number > 0)"),
+    ("optim.betas=[0.9,1.5]", "optim.betas=[0.9, 1.5] (two numbers in [0, 1)"),
+    ("optim.eps=0", "optim.eps=0"),
+    ("image_shape=[1,32,32]", "3 channels: the training images are read as RGB"),
+    ("image_shape=[3,32,16]", "[3, S, S] with S = data.image_size (32)"),
+    ("data.image_size=16", "[3, S, S] with S = data.image_size (16)"),
+    ("trainer.max_steps=abc", "trainer.max_steps: Value 'abc' of type 'str' could not be converted to Integer"),
+    ("trainer.max_time=6min", "trainer.max_time"),
+    ("sample.sampler=euler", "unknown sampler 'euler'"),
+    ("sample.options.eta=0.5", "sampler 'ancestral' takes no parameter 'eta'"),
+    ("net.no_such_parameter=1", "network 'unet' takes no parameter 'no_such_parameter'"),
     ("optim.warmup_steps=-1", "optim.warmup_steps=-1"),
     ("optim.grad_clip=-1", "optim.grad_clip=-1"),
     ("ema.decay=1.0", "ema.decay=1.0 (a number in [0, 1))"),
@@ -51,21 +63,22 @@ def no_cifar(tmp_path, monkeypatch):
     ("nonfinite.policy=ignore", "nonfinite.policy='ignore' (one of skip, stop)"),
     ("trainer.max_epochs=3", "trainer.max_epochs=3 (-1: the length of training is trainer.max_steps)"),
     ("diffusion.parametrization=score", "one of eps, x, v"),
-    ("schedule.sigma_blur_max=-1", "schedule: sigma_blur_max must be >= 0"),
-    ("schedule.d_min=2", "schedule: d_min must be < 1"),
+    ("schedule.sigma_blur_max=-1", "schedule 'blurring': sigma_blur_max must be >= 0"),
+    ("schedule.d_min=2", "schedule 'blurring': d_min must be < 1"),
     ("recipe=ddpm_cifar10 schedule.logsnr_min=5 schedule.logsnr_max=-5", "the log-SNR must decrease"),
-    ("schedule=cosine", "add '~schedule.sigma_blur_max' to drop it"),  # the recipe sets a blur field
+    ("schedule=cosine schedule.sigma_blur_max=3", "add '~schedule.sigma_blur_max' to drop it"),
 ])
 def test_out_of_range_values(tmp_path, capsys, override, message):
     code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=synthetic", *override.split()))
-    assert code == 1 and message in err, err
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert code == 2 and message in err, err
+    assert "\n" not in err.strip() and "Traceback" not in err  # one line
+    assert not (tmp_path / "run").exists()  # refused before any file was written
 
 
 def test_every_problem_is_listed_at_once(tmp_path, capsys):
     code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=synthetic", "trainer.max_steps=0",
                                                 "data.batch_size=0", "ema.decay=2"))
-    assert code == 1 and "trainer.max_steps=0" in err and "data.batch_size=0" in err and "ema.decay=2" in err
+    assert code == 2 and "trainer.max_steps=0" in err and "data.batch_size=0" in err and "ema.decay=2" in err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,13 +103,15 @@ def rgb(i: int, size: int = 32) -> np.ndarray:
 
 def test_missing_folder(tmp_path, capsys):
     code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=folder", f"data.path={tmp_path / 'absent'}"))
-    assert code == 1 and "no image folder" in err and "absent" in err
+    assert code == 2 and "no image folder" in err and "absent" in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_empty_folder(tmp_path, capsys):
     (tmp_path / "empty" / "cat").mkdir(parents=True)
     code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=folder", f"data.path={tmp_path / 'empty'}"))
-    assert code == 1 and "no images" in err
+    assert code == 2 and "no images" in err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("policy", ["skip", "raise"])
@@ -112,7 +127,7 @@ def test_corrupt_images(tmp_path, capsys, policy):
         assert code == 0, err
     else:
         code, out, err = exit_and_error(capsys, argv)
-        assert code == 1 and ("broken.png" in err or "text.jpg" in err) and "data.on_error=skip" in err
+        assert code == 2 and ("broken.png" in err or "text.jpg" in err) and "data.on_error=skip" in err
 
 
 def test_mixed_sizes_grayscale_and_rgba_are_converted(tmp_path, capsys):
@@ -143,10 +158,10 @@ def test_existing_run_directory_is_refused(tmp_path, capsys, finished_run):
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     for spelling in ([], ["resume=null"]):
         code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=4", *spelling))
-        assert code == 1 and "already holds a run" in err and f"resume={run_dir}" in err
+        assert code == 2 and "already holds a run" in err and f"resume={run_dir}" in err
     argv = [a if not a.startswith("hydra.run.dir=") else "++" + a for a in train(tmp_path, *args)]
     code, _, err = exit_and_error(capsys, argv)
-    assert code == 1 and "already holds a run" in err
+    assert code == 2 and "already holds a run" in err
     after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     assert after == before  # nothing written, not even Hydra's .hydra/
 
@@ -155,11 +170,11 @@ def test_resume_with_another_configuration_lists_the_fields(tmp_path, capsys, fi
     run_dir, args = finished_run
     code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=4", "net.base_channels=64",
                                                 "optim.lr=0.001", f"resume={run_dir}"))
-    assert code == 1 and "different configuration" in err
+    assert code == 2 and "different configuration" in err
     assert "net.base_channels: saved 32, now 64" in err and "optim.lr: saved 0.0002, now 0.001" in err
     assert "trainer.max_steps" not in err  # training longer is what resuming is for
     code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.devices=2", f"resume={run_dir}"))
-    assert code == 1 and "trainer.devices: saved 1, now 2" in err  # the global batch would change
+    assert code == 2 and "trainer.devices: saved 1, now 2" in err  # the global batch would change
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
     code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=3", "trainer.precision=32",
                                                 f"resume={run_dir}"))
@@ -174,7 +189,7 @@ def test_corrupt_checkpoint(tmp_path, capsys, finished_run):
     last = run_dir / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])  # truncated
     code, _, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=3", f"resume={last}"))
-    assert code == 1 and f"checkpoint {last} cannot be loaded" in err and "step_0000002.ckpt" in err
+    assert code == 2 and f"checkpoint {last} cannot be loaded" in err and "step_0000002.ckpt" in err
     code, out, err = exit_and_error(capsys, train(tmp_path, *args, "trainer.max_steps=3", f"resume={run_dir}"))
     assert code == 0, err  # the run directory resumes from the newest checkpoint that loads
     assert "last.ckpt cannot be loaded" in out and "reached step 3" in out
@@ -182,4 +197,5 @@ def test_corrupt_checkpoint(tmp_path, capsys, finished_run):
 
 def test_resume_of_nothing(tmp_path, capsys):
     code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=synthetic", f"resume={tmp_path / 'none'}"))
-    assert code == 1 and "no checkpoint" in err
+    assert code == 2 and "no run directory or checkpoint" in err
+    assert not (tmp_path / "run").exists()

@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader
 from nidiff.training.guard import NonFiniteError, NonFiniteGuard
 from nidiff.training.module import DiffusionModule
 from nidiff.training.step import TrainStep
-from tests.faults import FaultyUNet
 from tests.test_train_cli import TINY, run, write_cifar_like_zip
 from tests.test_train_step import blurring, images, tiny_net
 
@@ -107,7 +106,7 @@ def test_stop_policy_keeps_the_last_good_checkpoint(tmp_path):
     data = write_cifar_like_zip(tmp_path / "images.zip")
     run_dir = tmp_path / "run"
     out = run(["train", "recipe=blurring_cifar10", *TINY, "data.dataset=folder", f"data.path={data}",
-               "net._target_=tests.faults.FaultyUNet", "+net.nan_calls=[4,5]", "nonfinite.policy=stop",
+               "net.name=faulty_unet", "net.nan_calls=[4,5]", "nonfinite.policy=stop",
                "nonfinite.max_consecutive=2", "trainer.max_steps=8", f"hydra.run.dir={run_dir}"], tmp_path)
     assert out.returncode == 1
     assert "2 training step(s) in a row had a non-finite loss" in out.stderr
@@ -123,13 +122,13 @@ def test_ddp_processes_decide_together(tmp_path):
     run_dir = tmp_path / "run"
     common = ["train", "recipe=blurring_cifar10", *TINY, "data.dataset=folder", f"data.path={data}",
               "data.batch_size=4", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
-              "net._target_=tests.faults.FaultyUNet", "+net.nan_rank=1"]
-    skip = run([*common, "+net.nan_calls=[2]", "nonfinite.policy=skip", "trainer.max_steps=3",
+              "net.name=faulty_unet", "net.nan_rank=1"]
+    skip = run([*common, "net.nan_calls=[2]", "nonfinite.policy=skip", "trainer.max_steps=3",
                 f"hydra.run.dir={run_dir}"], tmp_path)
     assert skip.returncode == 0, skip.stderr[-3000:]
     rows = [r for r in csv.DictReader((run_dir / "logs" / "metrics.csv").open()) if r.get("train/loss")]
     assert [float(r["train/nonfinite_steps"]) for r in rows] == [0.0, 1.0, 1.0, 1.0]
     assert np.isnan(float(rows[1]["train/loss"]))  # the mean over processes of a NaN
-    stop = run([*common, "+net.nan_calls=[3]", "nonfinite.policy=stop", "nonfinite.max_consecutive=1",
+    stop = run([*common, "net.nan_calls=[3]", "nonfinite.policy=stop", "nonfinite.max_consecutive=1",
                 "trainer.max_steps=6", f"hydra.run.dir={tmp_path / 'stop'}"], tmp_path)
     assert stop.returncode != 0 and "non-finite" in stop.stderr

@@ -25,9 +25,9 @@ TINY = [
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    # the repository on the path: tests.faults is a network a test names with net._target_
+    # the repository on the path, and its tests.faults registered: the network faulty_unet
     path = os.pathsep.join(filter(None, [str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "NIDIFF_DATA": str(cwd / "no-data-here"), "PYTHONPATH": path}
+    env = {**os.environ, "NIDIFF_DATA": str(cwd / "no-data-here"), "PYTHONPATH": path, "NIDIFF_PLUGINS": "tests.faults"}
     return subprocess.run([NIDIFF, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -102,9 +102,10 @@ def test_unknown_names_exit_with_the_known_ones(tmp_path, args, message):
 def test_missing_dataset_says_where_to_put_it(tmp_path):
     out = run(["train", "recipe=blurring_cifar10", *TINY, f"data.root={tmp_path / 'empty'}",
                "trainer.max_steps=1", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert "cifar-10-python.tar.gz" in out.stderr and str(tmp_path / "empty") in out.stderr
     assert "Traceback" not in out.stderr
+    assert not (tmp_path / "run").exists()  # refused before the run directory was made
 
 
 def test_multirun_sweep(tmp_path):

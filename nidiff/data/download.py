@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
+
+from nidiff.atomic import atomic_write
 
 __all__ = ["download_url", "md5sum"]
 
@@ -41,12 +42,10 @@ def download_url(
     ``path`` nor beside it.
     """
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    tmp = Path(tmp_name)
-    digest = hashlib.md5(usedforsecurity=False)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+
+    def write(out) -> None:
+        digest = hashlib.md5(usedforsecurity=False)
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             total = response.headers.get("Content-Length")
             bar = _progress_bar(int(total) if total else None, path.name, progress)
             try:
@@ -62,10 +61,8 @@ def download_url(
                 f"checksum mismatch for {url}: expected MD5 {md5}, got {got}; the download is "
                 f"corrupt or the file changed, nothing was written to {path}"
             )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    return atomic_write(path, write)
 
 
 def _progress_bar(total: int | None, name: str, enabled: bool):

@@ -36,7 +36,7 @@ from nidiff.data.folder import ImageFolder
 from nidiff.data.lsun import LSUNImages
 from nidiff.data.synthetic import synthetic_images
 
-__all__ = ["DATASETS", "ImageSource", "SPLITS"]
+__all__ = ["DATASETS", "ImageSource", "SPLITS", "probe"]
 
 SPLITS: tuple[str, ...] = ("train", "test")
 # (images in memory or as a Dataset, what they are in words)
@@ -96,6 +96,48 @@ def _split_path(path: Path, split: str) -> Path:
             if candidate.exists():
                 return candidate
     return path
+
+
+def probe(dataset: str, *, root: Path, path: Path | None, image_size: int, split: str, download: bool = False,
+          on_error: str = "skip", **_: Any) -> str:
+    """Check, cheaply, that ``dataset`` can be read, before any work: the files are there, and the first
+    readable image decodes (a folder, zip or lmdb); returns what will be read, in words. Raises
+    ``FileNotFoundError``/``ValueError`` (``ImportError`` for a missing lmdb) with what to do."""
+    from nidiff.data.cifar10 import CIFAR10_FILENAME
+
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
+    if dataset == "auto":
+        if path is not None:
+            dataset = "lsun" if (path / "data.mdb").is_file() else "folder"
+        else:
+            dataset = "cifar10" if find_cifar10(root) is not None else "synthetic"
+    if dataset == "synthetic":
+        return "synthetic images"
+    if dataset == "cifar10":
+        if image_size != 32:
+            raise ValueError(f"CIFAR-10 images are 32x32; set image_size=32 (got {image_size})")
+        found = find_cifar10(root)
+        if found is None and not download:
+            raise FileNotFoundError(
+                f"CIFAR-10 not found under {root}: put {CIFAR10_FILENAME} (or its extracted folder) there, set "
+                f"NIDIFF_DATA or data.root to the folder that holds it, or pass data.download=true"
+            )
+        return f"CIFAR-10 {split} set from {found or 'the official download'}"
+    if path is None:
+        raise ValueError(f"dataset={dataset!r} needs data.path")
+    images = LSUNImages(path, image_size, on_error="raise") if dataset == "lsun" else \
+        ImageFolder(_split_path(path, split), image_size, on_error="raise")
+    errors = []
+    for index in range(min(len(images), 16)):  # the first readable image of the first few
+        try:
+            images.load(index)
+            return f"{len(images)} images from {images.source}"
+        except ValueError as err:
+            errors.append(str(err))
+            if on_error == "raise":
+                break
+    raise ValueError(f"no readable image among the first {len(errors)} of {images.source}: {errors[0]}")
 
 
 DATASETS: dict[str, Callable[..., ImageSource]] = {

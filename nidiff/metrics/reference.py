@@ -16,14 +16,16 @@ TTUR use, so those tools read it too; optionally ``features`` (float32 ``[N, D]`
 | ``nidiff_version`` | nidiff version that wrote the file (filled in)                 |
 
 Files are written atomically (a temporary file beside the target, then a rename) and never replace
-an existing file unless ``overwrite=True``.
+an existing file unless ``overwrite=True``. A file written by nidiff also holds ``sha256``, a digest
+of its other arrays, checked when it is read: a damaged file is refused rather than compared
+against. Files are read with ``allow_pickle=False``: a file holding Python objects is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 import nidiff
-from nidiff.atomic import publish
+from nidiff.atomic import atomic_write
 from nidiff.metrics.statistics import FeatureStatistics
 
 __all__ = [
@@ -106,20 +108,9 @@ def save_reference(
     arrays = {"mu": stats.mean, "sigma": stats.cov, "protocol": np.array(json.dumps(full))}
     if with_features:
         arrays["features"] = stats.features.numpy()
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        publish(tmp, path, overwrite, f"{path} exists; pass overwrite=True to replace it")
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    arrays["sha256"] = np.array(_digest(arrays))
+    return atomic_write(path, lambda f: np.savez(f, **arrays), overwrite,
+                        f"{path} exists; pass overwrite=True to replace it")
 
 
 
@@ -136,9 +127,16 @@ def load_reference(
         raise FileNotFoundError(
             f"reference statistics {path} do not exist; write them with save_reference"
         )
-    with np.load(path, allow_pickle=False) as data:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path} cannot be read as reference statistics (.npz): {err}") from None
+    with data:
         if "mu" not in data or "sigma" not in data:
             raise ValueError(f"{path} is not a reference statistics file: no arrays 'mu', 'sigma'")
+        if "sha256" in data and str(data["sha256"]) != _digest({k: data[k] for k in data.files if k != "sha256"}):
+            raise ValueError(f"{path} is damaged: its arrays do not match its SHA-256 digest; compute it again "
+                             f"with nidiff fid-ref --overwrite")
         protocol = json.loads(str(data["protocol"])) if "protocol" in data else {}
         ref = ReferenceStatistics(
             mu=data["mu"].astype(np.float64),
@@ -149,3 +147,13 @@ def load_reference(
     if expect:
         check_protocol(ref.protocol, expect, str(path))
     return ref
+
+
+def _digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over the arrays' names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{array.dtype.str}:{array.shape}:".encode())
+        h.update(array.tobytes())
+    return h.hexdigest()

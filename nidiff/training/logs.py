@@ -13,12 +13,15 @@ checkpoint was written at is logged after that checkpoint, so the checkpoint car
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+from nidiff.atomic import atomic_write_text
 
 __all__ = ["ContinuedCSVLogger", "logged_step", "run_loggers"]
 
@@ -55,12 +58,11 @@ class _ContinuedWriter(ExperimentWriter):
             row = {"step": str(self._keep_through), **{k: repr(float(v)) for k, v in self._pending.items()}}
             keys += [k for k in row if k not in keys]
             rows.append(row)
-        tmp = self.metrics_file_path + ".tmp"
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, self.metrics_file_path)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.metrics_file_path, text.getvalue())
         self.metrics_keys = keys
 
 

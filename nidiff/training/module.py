@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from nidiff.diffusion import GaussianDiffusion
 from nidiff.training.ema import EMA
-from nidiff.training.guard import NonFiniteGuard
+from nidiff.training.guard import NonFiniteGuard, check_weights
 from nidiff.training.logs import logged_step
 from nidiff.training.step import (
     LinearWarmup,
@@ -42,11 +42,7 @@ from nidiff.training.step import (
     training_loss,
 )
 
-__all__ = ["DiffusionModule", "count_parameters"]
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+__all__ = ["DiffusionModule"]
 
 
 class DiffusionModule(L.LightningModule):
@@ -124,6 +120,8 @@ class DiffusionModule(L.LightningModule):
         return self.trainer.strategy.reduce(value, reduce_op="sum")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # one host sync per checkpoint: weights that are not finite never reach the disk
+        check_weights({"network": self.net, "EMA": self.ema.module}, self.trainer.global_step)
         checkpoint["nonfinite"] = self.guard.state_dict()
         # this step's row of logs/metrics.csv is written after its checkpoint: carry it, so that a
         # run killed in between gets it back on resume (nidiff.training.logs)

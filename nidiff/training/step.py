@@ -158,6 +158,8 @@ def optimizer_update(
         optimizer.step()
         scheduler.step()
         ema.update(net)
+        if guard is not None:
+            guard.watch(params)  # read at the next check: non-finite weights never go on silently
     optimizer.zero_grad(set_to_none=True)
     return applied
 

@@ -11,15 +11,20 @@ compare by value whatever their spelling (``32`` and ``"32"``, ``20`` and ``20.0
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from nidiff.training.guard import POLICIES
-from nidiff.training.step import PRECISIONS
+__all__ = ["MAY_CHANGE_ON_RESUME", "POLICIES", "PRECISION_NAMES", "validate_config", "resume_differences",
+           "flatten"]
 
-__all__ = ["MAY_CHANGE_ON_RESUME", "validate_config", "resume_differences", "flatten"]
+# kept free of torch, so that a bad configuration is refused before the heavy imports
+POLICIES: tuple[str, ...] = ("skip", "stop")  # nonfinite.policy (nidiff.training.guard)
+PRECISION_NAMES: tuple[str, ...] = ("32", "32-true", "bf16", "bf16-mixed")  # nidiff.training.step.PRECISIONS
+X_CLIP_NAMES: tuple[str, ...] = ("static", "dynamic")  # nidiff.sampling.clipping.X_CLIPS
 
 # dotted prefixes of the fields a resumed run may set differently from the saved one
 MAY_CHANGE_ON_RESUME: tuple[str, ...] = (
@@ -35,7 +40,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -53,19 +58,31 @@ def validate_config(cfg: DictConfig) -> None:
 
     for key in ("trainer.max_steps", "data.batch_size", "checkpoint.every_n_steps", "sample.every_n_steps",
                 "sample.n", "sample.steps", "basis_fit_images", "trainer.log_every_n_steps", "progress_refresh",
-                "nonfinite.max_consecutive"):
+                "nonfinite.max_consecutive", "nonfinite.skip_max_consecutive", "nonfinite.skip_max_total"):
         positive_int(key)
     shape = OmegaConf.select(cfg, "image_shape")
-    need(shape is not None and len(shape) == 3 and all(_is_int(v) and v >= 1 for v in shape), "image_shape",
-         "three integers >= 1: [channels, height, width]")
+    shape_ok = shape is not None and len(shape) == 3 and all(_is_int(v) and v >= 1 for v in shape)
+    need(shape_ok, "image_shape", "three integers >= 1: [channels, height, width]")
+    if shape_ok:
+        size = OmegaConf.select(cfg, "data.image_size")
+        need(shape[0] == 3, "image_shape", "3 channels: the training images are read as RGB")
+        need(shape[1] == shape[2] == size, "image_shape",
+             f"[3, S, S] with S = data.image_size ({size}): the training images are S x S")
     workers = OmegaConf.select(cfg, "data.num_workers")
     need(_is_int(workers) and workers >= 0, "data.num_workers", "an integer >= 0")
     warmup = OmegaConf.select(cfg, "optim.warmup_steps")
     need(_is_int(warmup) and warmup >= 0, "optim.warmup_steps", "an integer >= 0")
     lr = OmegaConf.select(cfg, "optim.lr")
-    need(_number(lr) and lr > 0, "optim.lr", "a number > 0")
+    need(_number(lr) and lr > 0, "optim.lr", "a finite number > 0")
+    betas = OmegaConf.select(cfg, "optim.betas")
+    need(betas is not None and len(betas) == 2 and all(_number(b) and 0 <= b < 1 for b in betas), "optim.betas",
+         "two numbers in [0, 1), e.g. [0.9, 0.999]")
+    adam_eps = OmegaConf.select(cfg, "optim.eps")
+    need(_number(adam_eps) and adam_eps > 0, "optim.eps", "a finite number > 0")
+    decay_w = OmegaConf.select(cfg, "optim.weight_decay")
+    need(_number(decay_w) and decay_w >= 0, "optim.weight_decay", "a finite number >= 0")
     clip = OmegaConf.select(cfg, "optim.grad_clip")
-    need(clip is None or (_number(clip) and clip >= 0), "optim.grad_clip", "null or a number >= 0")
+    need(clip is None or (_number(clip) and clip >= 0), "optim.grad_clip", "null or a finite number >= 0")
     decay = OmegaConf.select(cfg, "ema.decay")
     need(_number(decay) and 0 <= decay < 1, "ema.decay", "a number in [0, 1)")
     seed = OmegaConf.select(cfg, "seed")
@@ -73,8 +90,15 @@ def validate_config(cfg: DictConfig) -> None:
     epochs = OmegaConf.select(cfg, "trainer.max_epochs")
     need(epochs in (-1, None), "trainer.max_epochs", "-1: the length of training is trainer.max_steps")
     precision = str(OmegaConf.select(cfg, "trainer.precision"))
-    need(precision in PRECISIONS, "trainer.precision",
-         f"one of {', '.join(PRECISIONS)}; float16 mixed precision is not supported, use bf16-mixed")
+    need(precision in PRECISION_NAMES, "trainer.precision",
+         f"one of {', '.join(PRECISION_NAMES)}; float16 mixed precision is not supported, use bf16-mixed")
+    max_time = OmegaConf.select(cfg, "trainer.max_time")
+    need(max_time is None or bool(re.fullmatch(r"\d+:\d\d:\d\d:\d\d", str(max_time))), "trainer.max_time",
+         "null or DD:HH:MM:SS, e.g. 00:00:06:00 for six minutes")
+    x_clip = OmegaConf.select(cfg, "sample.x_clip")
+    need(x_clip is None or x_clip in X_CLIP_NAMES, "sample.x_clip", f"null or one of {', '.join(X_CLIP_NAMES)}")
+    scale = OmegaConf.select(cfg, "sample.scale")
+    need(_is_int(scale) and scale >= 0, "sample.scale", "an integer >= 0 (0: automatic)")
     need(OmegaConf.select(cfg, "nonfinite.policy") in POLICIES, "nonfinite.policy", f"one of {', '.join(POLICIES)}")
     need(OmegaConf.select(cfg, "diffusion.parametrization") in ("eps", "x", "v"), "diffusion.parametrization",
          "one of eps, x, v")
