@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import math
 import os
 import re
 import time
@@ -99,7 +100,7 @@ def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         if previous is not None:
             hint = f"; the newest loadable checkpoint beside it is {previous}"
         raise CorruptCheckpointError(
-            f"checkpoint {path} cannot be loaded ({type(err).__name__}: {str(err).splitlines()[0][:200]}): it is "
+            f"checkpoint {path} cannot be loaded ({type(err).__name__}: {(str(err).splitlines() or ['empty'])[0][:200]}): it is "
             f"truncated, damaged, or not a nidiff checkpoint{hint}"
         ) from err
 
@@ -117,13 +118,14 @@ def candidates(folder: str | os.PathLike) -> list[Path]:
     return last + steps
 
 
-def _claimed_step(path: Path) -> int:
-    """The global step a checkpoint says it holds (read lazily, not checked), or its name's."""
+def _claimed_step(path: Path) -> float:
+    """The global step a checkpoint says it holds (read lazily, not checked); a file that does not
+    even say counts as the newest, so that it is checked, and reported, first."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         return int(state.get("global_step", _step(path)))
     except Exception:
-        return _step(path)
+        return math.inf
 
 
 def scan(folder: str | os.PathLike, exclude: Path | None = None) -> tuple[Path | None, list[Path]]:

@@ -69,16 +69,19 @@ class Run:
         x_clip: str | tuple[float, float] | None = None,
         **options: Any,
     ) -> SamplingPlan:
-        """A sampling plan; what is not given comes from the run's own ``sample`` settings (its
-        training grids), and options only with the sampler they belong to."""
+        """A sampling plan. What is not given (``None``) comes from the run's own ``sample``
+        settings, those of its training grids; the saved options only with the saved sampler.
+        ``x_clip="none"`` asks for no clipping whatever the run used."""
         saved = self.config.get("sample") or {}
         same = sampler is None or sampler == saved.get("sampler", "ancestral")
+        if x_clip is None:
+            x_clip = saved.get("x_clip")
         return SamplingPlan(
             sampler=sampler if sampler is not None else saved.get("sampler", "ancestral"),
             steps=steps if steps is not None else saved.get("steps", 1000),
             grid=grid if grid is not None else saved.get("grid", "uniform"),
             options=options or (dict(saved.get("options") or {}) if same else {}),
-            x_clip=x_clip if x_clip is not None else saved.get("x_clip"),
+            x_clip=None if x_clip == "none" else x_clip,
         )
 
     @torch.no_grad()
@@ -99,9 +102,10 @@ class Run:
 
         Image ``i`` is drawn from its own generator seeded with ``(seed, i)`` (prior and every step's
         noise), so the result does not depend on the batch size, and image ``i`` here equals image
-        ``i`` of ``nidiff sample --seed SEED``. ``indices`` draws those images instead of
-        ``0 .. n-1``. ``sampler``, ``steps``, ``grid``, ``x_clip`` and the sampler's ``options``
-        (e.g. ``eta=0.5``) default to the run's own sample settings; see :meth:`plan`.
+        ``i`` of ``nidiff sample --seed SEED`` with the same sampling settings. ``indices`` draws
+        those images instead of ``0 .. n-1``. ``sampler``, ``steps``, ``grid``, ``x_clip`` and the
+        sampler's ``options`` (e.g. ``eta=0.5``) default, here and in ``nidiff sample``, to the run's
+        own sample settings (those of its training grids); see :meth:`plan`.
         """
         if indices is None:
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:

@@ -123,7 +123,7 @@ class TrainConfig:
     matmul_precision: str = _f("highest", "torch.set_float32_matmul_precision (high allows TF32 on GPUs)")
     resume: Optional[str] = _f(None, "a run directory or a .ckpt file to continue from")
     resume_check: bool = _f(True, "refuse to resume a checkpoint written with a different configuration")
-    progress_refresh: int = _f(10, "progress bar refresh, in steps")
+    progress_refresh: float = _f(1.0, "seconds between refreshes of the progress bar")
     basis: Dict[str, Any] = _f({}, "the basis: {name: ..., parameters}; basis=NAME chooses one")
     schedule: Dict[str, Any] = _f({}, "the schedule: {name: ..., parameters}; schedule=NAME chooses one")
     net: Dict[str, Any] = _f({}, "the network: {name: ..., parameters}; net=NAME chooses one")

@@ -4,6 +4,7 @@ nothing already written is lost. The cases are the rows of docs/reliability.md."
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def no_cifar(tmp_path, monkeypatch):
     ("trainer.max_steps=0", "trainer.max_steps=0 (an integer >= 1)"),
     ("data.batch_size=-4", "data.batch_size=-4 (an integer >= 1)"),
     ("checkpoint.every_n_steps=0", "checkpoint.every_n_steps=0"),
-    ("optim.lr=0", "optim.lr=0 (a finite number > 0)"),
+    ("optim.lr=0", "optim.lr=0.0 (a finite number > 0)"),
     ("optim.lr=inf", "optim.lr=inf (a finite number > 0)"),
     ("optim.lr=nan", "optim.lr=nan (a finite number > 0)"),
     ("optim.betas=[0.9,1.5]", "optim.betas=[0.9, 1.5] (two numbers in [0, 1)"),
@@ -199,3 +200,106 @@ def test_resume_of_nothing(tmp_path, capsys):
     code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=synthetic", f"resume={tmp_path / 'none'}"))
     assert code == 2 and "no run directory or checkpoint" in err
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# refused before any file is written: the rest of the list of docs/reliability.md
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_a_network_too_large_for_the_memory_is_refused_with_the_estimate(tmp_path, capsys):
+    before = listing(tmp_path)
+    code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=synthetic", "image_shape=[3,8192,8192]",
+                                                "data.image_size=8192", "net.attn_resolutions=[]"))
+    assert code == 2 and "GiB" in err and "more than the" in err and "smaller" in err, err
+    assert "Traceback" not in err and listing(tmp_path) == before
+
+
+def test_an_output_folder_that_cannot_be_written(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("this user can write into a read-only folder (root)")
+        code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=synthetic", run_dir=locked / "run"))
+        assert code == 2 and "not writable" in err and not (locked / "run").exists()
+    finally:
+        locked.chmod(0o755)
+
+
+def test_a_regular_file_where_the_run_directory_would_go(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=synthetic", run_dir=tmp_path / "file" / "run"))
+    assert code == 2 and "is a file" in err and (tmp_path / "file").read_text() == "not a folder"
+
+
+def test_a_zip_that_is_not_a_zip_and_a_zip_without_images(tmp_path, capsys):
+    (tmp_path / "fake.zip").write_bytes(b"PK but not really")
+    code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=folder", f"data.path={tmp_path / 'fake.zip'}"))
+    assert code == 2 and "not a .zip archive" in err
+    image_zip(tmp_path / "text.zip", {"notes/readme.txt": b"no images here"})
+    code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=folder", f"data.path={tmp_path / 'text.zip'}"))
+    assert code == 2 and "no images" in err
+    image_zip(tmp_path / "broken.zip", {f"cat/{i}.png": b"not a png" for i in range(3)})
+    code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=folder", f"data.path={tmp_path / 'broken.zip'}"))
+    assert code == 2 and "no readable image" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_directory_holding_only_a_failed_start_is_reused(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text("name: the failed start\n")
+    (run_dir / "logs").mkdir()
+    (run_dir / "logs" / "metrics.csv").write_text("step,train/loss\n")
+    code, out, err = exit_and_error(capsys, train(tmp_path, "data.dataset=synthetic", "data.num_images=16"))
+    assert code == 0, err
+    assert "held a start that wrote no checkpoint" in out
+    (moved,) = (run_dir / "failed_starts").iterdir()
+    assert (moved / ".hydra" / "config.yaml").read_text() == "name: the failed start\n"  # kept, not lost
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_full_disk_while_checkpointing_says_so(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import nidiff.checkpoints as checkpoints
+
+    real = checkpoints.atomic_save
+    calls = {"n": 0}
+
+    def full_after_the_first(obj, path, save=torch.save):
+        calls["n"] += 1
+        if calls["n"] > 2:  # step 2's two files were written; step 4's are not
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(obj, path, save)
+
+    monkeypatch.setattr(checkpoints, "atomic_save", full_after_the_first)
+    code, _, err = exit_and_error(capsys, train(tmp_path, "data.dataset=synthetic", "data.num_images=32",
+                                                "trainer.max_steps=4"))
+    assert code == 1 and "the disk is full" in err and "is intact" in err and "Traceback" not in err, err
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "--run", "{ckpt}", "--out", "{out}", "-n", "1"], "cannot be loaded"),
+    (["sample", "--run", "{run}", "--out", "{out}", "-n", "1", "--device", "cuda"], "no CUDA GPU is available"),
+    (["sample", "--run", "{run}", "--out", "{out}", "-n", "1", "--device", "tpu9"], "unknown device"),
+    (["eval", "--samples", "{missing}", "--ref", "{ref}", "--out", "{out}.json"], "no samples at"),
+    (["viz", "samples", "--run", "{ckpt}", "--out", "{out}"], "cannot be loaded"),
+])
+def test_commands_that_read_a_run(tmp_path, capsys, argv, message, monkeypatch):
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    monkeypatch.setenv("NIDIFF_INCEPTION_WEIGHTS", str(tmp_path / "absent.pt"))  # never reached
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")  # zero length
+    values = {"ckpt": run_dir / "checkpoints" / "last.ckpt", "run": run_dir, "out": tmp_path / "out",
+              "missing": tmp_path / "no-samples", "ref": tmp_path / "ref.npz"}
+    code, _, err = exit_and_error(capsys, [a.format(**values) for a in argv])
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.json").exists()

@@ -75,4 +75,4 @@ def test_relaunch_command_is_the_users_not_hydras():
 def test_ddp_in_a_sweep_is_refused(tmp_path):
     out = run(["train", "-m", "recipe=quickstart", "trainer.accelerator=cpu", "trainer.devices=2",
                "trainer.strategy=ddp", "trainer.max_steps=1", f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path)
-    assert out.returncode == 1 and "run each job of the sweep as its own" in out.stderr
+    assert out.returncode == 2 and "run each job of the sweep as its own" in out.stderr

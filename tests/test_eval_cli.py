@@ -98,7 +98,7 @@ def test_fid_ref_then_eval(tiny_run, tmp_path, stand_in_weights, capsys):
     assert bpd["value"] > 0 and bpd["stderr"] > 0 and bpd["protocol"]["num_images"] == 12
     assert "fid = " in capsys.readouterr().out
     # the reference is checked, never silently overwritten
-    assert main(["fid-ref", "--dataset", "folder", "--path", str(real), "--out", str(ref)]) == 1
+    assert main(["fid-ref", "--dataset", "folder", "--path", str(real), "--out", str(ref)]) == 2
     assert "exists" in capsys.readouterr().err
 
 
@@ -109,7 +109,7 @@ def test_eval_refuses_too_few_samples_and_keeps_results(tiny_run, tmp_path, stan
     out.write_text("{}")
     code = main(["eval", "--samples", str(samples), "--num-samples", "10", "--ref", str(ref), "--out", str(out),
                  "--overwrite", "--dataset", "folder", "--path", str(samples)])
-    assert code == 1 and "fewer than the 10 requested" in capsys.readouterr().err
+    assert code == 2 and "fewer than the 10 requested" in capsys.readouterr().err
     assert out.read_text() == "{}" and not ref.exists()
 
 
@@ -119,7 +119,7 @@ def test_wrong_weights_hash(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("NIDIFF_INCEPTION_WEIGHTS", raising=False)
     code = main(["fid-ref", "--dataset", "folder", "--path", str(write_images(tmp_path / "r", 2)),
                  "--weights", str(bad), "--out", str(tmp_path / "ref.npz")])
-    assert code == 1 and "sha256" in capsys.readouterr().err.lower()
+    assert code == 2 and "sha256" in capsys.readouterr().err.lower()
     assert not (tmp_path / "ref.npz").exists()
 
 

@@ -130,7 +130,7 @@ def test_linear_schedule_matches_ddpm():
         ("ihdm", {"sigma": 0.0}, "sigma must be > 0"),
         ("linear", {"beta_start": 0.02, "beta_end": 0.01}, "beta_end >= beta_start"),
         ("linear", {"steps": 0}, "steps"),
-        ("cosine", {"logsnr_min": "a"}, "must be a number"),
+        ("cosine", {"logsnr_min": "a"}, "is not a number"),
     ],
 )
 def test_invalid_parameters(name, kwargs, match):

@@ -211,7 +211,7 @@ def test_refuses_to_overwrite(tmp_path, capsys):
     path = tmp_path / "logsnr.png"
     before = path.read_bytes()
     capsys.readouterr()
-    assert main(args) == 1
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert "refusing to overwrite" in err and "--overwrite" in err
     assert path.read_bytes() == before
@@ -240,7 +240,7 @@ def test_save_figure_never_replaces_a_file_without_overwrite(tmp_path):
     ],
 )
 def test_bad_names_exit_with_the_known_ones(tmp_path, capsys, args, message):
-    assert main(["viz", *args, "--out", str(tmp_path / "out")]) == 1
+    assert main(["viz", *args, "--out", str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

@@ -106,7 +106,7 @@ def _train_or_load(training: DictConfig, job_dir: Path) -> None:
 
 
 def _measure(cfg: DictConfig, job_dir: Path, options: CompareOptions, identity: dict) -> dict[str, Any]:
-    device = pick_device(options.device)
+    device = str(pick_device(options.device))
     found = checkpoints(job_dir, cfg.trainer.max_steps)
     if not found:
         raise FileNotFoundError(f"no checkpoint at or below step {cfg.trainer.max_steps} in {job_dir / 'checkpoints'}")

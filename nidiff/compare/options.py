@@ -85,7 +85,7 @@ class CompareOptions:
         try:
             plan = SamplingPlan.from_mapping(raw)
         except (ValueError, TypeError) as err:
-            problems.append(f"compare sampling: {err}")
+            problems.append(f"compare.sampler, .options, .steps, .grid, .x_clip: {err}")
         metrics = _names(raw["metrics"], "metrics", METRICS, problems)
         curve = _names(raw["curve_metrics"], "curve_metrics", CURVE_METRICS, problems)
         if problems:

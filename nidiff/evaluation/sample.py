@@ -23,27 +23,28 @@ from nidiff.images import save_png, to_uint8
 __all__ = ["add_sampling_arguments", "main", "parser", "plan_from_args"]
 
 
-def add_sampling_arguments(p: argparse.ArgumentParser, steps: int | None = 1000) -> None:
-    """``--sampler``, ``--option``, ``--steps``, ``--grid``, ``--x-clip``: one sampling plan."""
+def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
+    """``--sampler``, ``--option``, ``--steps``, ``--grid``, ``--x-clip``: one sampling plan; each
+    not given is the run's own (its config's ``sample`` settings, those of its training grids)."""
     import nidiff
     from nidiff.sampling import X_CLIPS
 
-    group = p.add_argument_group("sampling")
-    group.add_argument("--sampler", default="ancestral", choices=nidiff.list_samplers(),
-                       help="a registered sampler (default ancestral, algorithm 1)")
+    group = p.add_argument_group("sampling (each not given: the run's own sample.* setting)")
+    group.add_argument("--sampler", choices=nidiff.list_samplers(), help="a registered sampler")
     group.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="an option of the sampler, e.g. --option eta=0.5 for ddim; repeat for several")
-    group.add_argument("--steps", type=int, default=steps, help=f"time steps (default {steps})")
-    group.add_argument("--grid", default="uniform", choices=nidiff.list_grids(), help="time grid (default uniform)")
-    group.add_argument("--x-clip", default="none", choices=["none", *sorted(X_CLIPS)], help="clipping of x_hat")
+    group.add_argument("--steps", type=int, help="time steps")
+    group.add_argument("--grid", choices=nidiff.list_grids(), help="time grid")
+    group.add_argument("--x-clip", choices=["none", *sorted(X_CLIPS)], help="clipping of x_hat")
 
 
-def plan_from_args(args: argparse.Namespace):
-    """The :class:`~nidiff.SamplingPlan` of the sampling arguments (checked: bad options raise)."""
-    from nidiff.sampling import SamplingPlan, parse_options
+def plan_from_args(args: argparse.Namespace, run):
+    """The :class:`~nidiff.SamplingPlan` of the sampling arguments for ``run`` (checked: bad options raise)."""
+    from nidiff.sampling import parse_options
 
-    return SamplingPlan(sampler=args.sampler, steps=args.steps, grid=args.grid, options=parse_options(args.option),
-                        x_clip=None if args.x_clip == "none" else args.x_clip)
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be positive, got {args.steps}")
+    return run.plan(args.sampler, args.steps, args.grid, args.x_clip, **parse_options(args.option))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,10 +67,10 @@ def main(argv: list[str]) -> int:
     from nidiff.runs import load_run
 
     args = parser().parse_args(argv)
-    if args.num_samples < 1 or args.batch_size < 1 or args.steps < 1:
-        raise ValueError("--num-samples, --batch-size and --steps must be positive")
-    plan = plan_from_args(args)
+    if args.num_samples < 1 or args.batch_size < 1:
+        raise ValueError("--num-samples and --batch-size must be positive")
     loaded = load_run(args.run, device=args.device, weights="net" if args.raw_weights else "ema")
+    plan = plan_from_args(args, loaded)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".*.tmp*"):  # temporary files of a killed run

@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -33,6 +33,7 @@ from nidiff.training.guard import NonFiniteError, NonFiniteGuard
 from nidiff.training.logs import run_loggers
 from nidiff.nets import count_parameters
 from nidiff.training.module import DiffusionModule
+from nidiff.training.progress import StepProgress
 from nidiff.training.rundir import existing_run, lock_run_dir
 from nidiff.training.validate import resume_differences, validate_config
 
@@ -128,11 +129,12 @@ def fit_run(cfg: DictConfig) -> Path:
         sample_cb,
         RNGState(),
         LearningRateMonitor(logging_interval="step"),
-        TQDMProgressBar(refresh_rate=cfg.progress_refresh),
+        StepProgress(cfg.progress_refresh),
     ]
     loggers = run_loggers(run_dir, resumed)
     trainer = L.Trainer(
-        **cfg.trainer, callbacks=callbacks, logger=loggers, default_root_dir=run_dir, plugins=[AtomicCheckpointIO()]
+        **cfg.trainer, callbacks=callbacks, logger=loggers, default_root_dir=run_dir, plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=False,  # StepProgress draws the bar, in steps
     )
     if trainer.world_size > 1 and HydraConfig.get().mode == RunMode.MULTIRUN:
         raise ValueError(

@@ -57,7 +57,7 @@ def validate_config(cfg: DictConfig) -> None:
         need(_is_int(value) and value >= 1, key, "an integer >= 1")
 
     for key in ("trainer.max_steps", "data.batch_size", "checkpoint.every_n_steps", "sample.every_n_steps",
-                "sample.n", "sample.steps", "basis_fit_images", "trainer.log_every_n_steps", "progress_refresh",
+                "sample.n", "sample.steps", "basis_fit_images", "trainer.log_every_n_steps",
                 "nonfinite.max_consecutive", "nonfinite.skip_max_consecutive", "nonfinite.skip_max_total"):
         positive_int(key)
     shape = OmegaConf.select(cfg, "image_shape")
@@ -72,6 +72,8 @@ def validate_config(cfg: DictConfig) -> None:
     need(_is_int(workers) and workers >= 0, "data.num_workers", "an integer >= 0")
     warmup = OmegaConf.select(cfg, "optim.warmup_steps")
     need(_is_int(warmup) and warmup >= 0, "optim.warmup_steps", "an integer >= 0")
+    refresh = OmegaConf.select(cfg, "progress_refresh")
+    need(_number(refresh) and refresh > 0, "progress_refresh", "a number of seconds > 0")
     lr = OmegaConf.select(cfg, "optim.lr")
     need(_number(lr) and lr > 0, "optim.lr", "a finite number > 0")
     betas = OmegaConf.select(cfg, "optim.betas")

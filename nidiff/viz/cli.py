@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = smp.add_argument
     add("--run", required=True, metavar="RUN_DIR", help="a run directory, or a .ckpt file in one")
-    add_sampling_arguments(smp, steps=100)
+    add_sampling_arguments(smp)
     add("--n", type=int, default=16, help="samples in the grid [16]")
     add("--trajectories", type=int, default=4, metavar="K", help="samples whose trajectory is drawn [4]")
     add("--columns", type=int, default=6, help="sampler steps shown per trajectory [6]")
@@ -121,7 +121,7 @@ def main(argv: list[str]) -> int:
         return {"forward": _forward, "logsnr": _logsnr, "samples": _samples}[args.command](args, out)
     except FileExistsError as err:
         print(f"nidiff viz {args.command}: error: {err}", file=sys.stderr)
-        return 1
+        return 2
 
 
 def _forward(args: argparse.Namespace, out: Path) -> int:
@@ -161,8 +161,8 @@ def _samples(args: argparse.Namespace, out: Path) -> int:
     name = _png(args.name)[: -len(".png")]
     paths = [out / f"{name}.png", out / f"{name}_trajectory.png"]
     grid_path, traj_path = check_writable(paths, args.overwrite)
-    plan = plan_from_args(args)
     run = load_run(args.run, args.device, args.weights)
+    plan = plan_from_args(args, run)
     description = run.describe()
     print(f"nidiff viz samples: {run.checkpoint} ({description}), {plan.describe()} on {run.device}")
     x, traj = sample_with_trajectory(run, plan, args.n, args.seed, args.trajectories, args.columns)

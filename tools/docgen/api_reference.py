@@ -27,6 +27,9 @@ API_MODULES = (
     "nidiff.diffusion",
     "nidiff.parametrization",
     "nidiff.sampling",
+    "nidiff.runs",
+    "nidiff.build",
+    "nidiff.fitting",
     "nidiff.likelihood",
     "nidiff.nets",
     "nidiff.data",
@@ -35,6 +38,10 @@ API_MODULES = (
     "nidiff.registries",
     "nidiff.registry",
     "nidiff.config",
+    "nidiff.schema",
+    "nidiff.params",
+    "nidiff.device",
+    "nidiff.errors",
 )
 
 _ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|obj):`~?([^`]+)`")
@@ -90,6 +97,10 @@ def _entry(qualified: str, obj: Any) -> list[str]:
             out += [f"| `{label}` | {_cell(doc)} |" for label, doc in members]
             out.append("")
         return out
+    if callable(obj) and not hasattr(obj, "__name__"):  # an instance, e.g. a sampler with default options
+        kind = type(obj)
+        return [f"### {qualified}", "", f"`{kind.__module__.replace('._', '.')}.{kind.__qualname__}()`, the instance "
+                f"with the default options; called as `{qualified.rsplit('.', 1)[1]}{_signature(obj)}`.", ""]
     if callable(obj):
         out = [f"### {qualified}", "", "```python", f"{obj.__name__}{_signature(obj)}", "```", ""]
         return out + _docstring(obj)

@@ -88,6 +88,10 @@ def _group_option(group: str, conf: ConfigFile) -> list[str]:
     out = [f"#### {group}={conf.path.stem}", ""]
     if conf.header:
         out += [_sentence(conf.header), ""]
+    parents = [d for d in conf.defaults if ":" not in d and d != "_self_"]
+    if parents:
+        out += ["Starts from " + ", ".join(f"[`{group}={p}`](#{group}{p})" for p in parents)
+                + " and changes what is listed below.", ""]
     chosen = [d.removeprefix("override /").split(":") for d in conf.defaults if d.startswith("override /")]
     if chosen:
         from nidiff.config import GROUPS
