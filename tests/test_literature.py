@@ -303,6 +303,39 @@ def test_sagd_diffuse_moments():
     np.testing.assert_allclose(power / expected, 1.0, rtol=0, atol=5.5 * math.sqrt(2 / n))
 
 
+@pytest.mark.parametrize("parametrization", ["eps", "x", "v"])
+def test_sagd_forward_process_and_loss_with_a_noise_scale_per_coefficient(parametrization):
+    """``diffuse`` with the white noise ``xi`` is the paper's ``sqrt(abar) x + sqrt(1 - abar) T_w xi``;
+    ``loss`` is the pixel-space squared error against ``xi`` (eps: the engine's noise is the
+    unit-variance coefficient noise, before the shaping ``T_w``), ``x_0`` (x), or
+    ``v = (a u_xi - s w u_x) / sqrt(a^2 + s^2 w^2)`` per frequency (v)."""
+    kwargs, weight = SAGD_CASES["plw"]
+    d = nidiff.GaussianDiffusion(nidiff.build_basis("fourier", shape=SAGD_SHAPE),
+                                 nidiff.build_schedule("sagd", **kwargs), parametrization)
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(3, *SAGD_SHAPE, generator=g, dtype=F64)
+    xi = torch.randn(3, *SAGD_SHAPE, generator=g, dtype=F64)
+    w = weight(_radius(*SAGD_SHAPE[1:]))
+    eps_w = np.real(np.fft.ifft2(w * np.fft.fft2(xi.numpy(), norm="ortho"), norm="ortho"))  # T_w xi
+    t = torch.tensor([0.2, 0.5, 0.8], dtype=F64)
+    z, _ = d.diffuse(x, t, eps=xi)
+    output = torch.randn(3, *SAGD_SHAPE, generator=g, dtype=F64)
+    got = d.loss(lambda z_t, tt: output, x, t, eps=xi)
+    for i, ti in enumerate(t.tolist()):
+        a, s = _cosine(ti)
+        np.testing.assert_allclose(z[i].numpy(), a * x[i].numpy() + s * eps_w[i], rtol=0, atol=1e-12)
+        if parametrization == "eps":
+            target = xi[i].numpy()
+        elif parametrization == "x":
+            target = x[i].numpy()
+        else:
+            y_x, y_xi = np.fft.fft2(x[i].numpy(), norm="ortho"), np.fft.fft2(xi[i].numpy(), norm="ortho")
+            v = (a * y_xi - s * w * y_x) / np.sqrt(a**2 + (s * w) ** 2)
+            target = np.real(np.fft.ifft2(v, norm="ortho"))
+        expected = float(((output[i].numpy() - target) ** 2).mean())
+        assert float(got[i]) == pytest.approx(expected, rel=1e-6)  # the loss takes the output in float32
+
+
 def test_sagd_without_weighting_is_cosine_ddpm():
     lam = nidiff.build_basis("fourier", shape=(1, 8, 8)).eigenvalues()
     t = torch.rand(16, dtype=F64).reshape(-1, 1, 1, 1)
