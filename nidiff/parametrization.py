@@ -38,6 +38,16 @@ class Parametrization(ABC):
     def target(self, u_x: Tensor, u_eps: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
         """What the network should output, in coefficient space."""
 
+    def signal(self, u_t: Tensor, out: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
+        """``alpha_t u_x_hat``, the part of ``u_t`` the samplers step with (``nidiff.sampling``).
+
+        From a noise prediction it is ``u_t - sigma_t u_eps_hat``, which divides by nothing. The
+        other parametrizations give ``u_x_hat`` directly and form ``alpha_t u_x_hat``: going through
+        ``u_eps_hat`` would cancel ``u_t`` against ``sigma_t u_eps_hat`` to rounding error where
+        ``alpha_t << sigma_t``, and a sampler multiplies the signal by ``alpha_s / alpha_t``.
+        """
+        return u_t - sigma * self.eps(u_t, out, alpha, sigma)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -71,6 +81,9 @@ class Data(Parametrization):
     def target(self, u_x, u_eps, alpha, sigma):
         return u_x
 
+    def signal(self, u_t, out, alpha, sigma):
+        return alpha * out
+
 
 class Velocity(Parametrization):
     """The network predicts ``v = a u_eps - s u_x`` (normalised per coefficient, see above)."""
@@ -88,6 +101,9 @@ class Velocity(Parametrization):
     def target(self, u_x, u_eps, alpha, sigma):
         r = (alpha**2 + sigma**2).sqrt()
         return (alpha * u_eps - sigma * u_x) / r
+
+    def signal(self, u_t, out, alpha, sigma):
+        return alpha * self.x(u_t, out, alpha, sigma)
 
 
 PARAMETRIZATIONS: dict[str, type[Parametrization]] = {p.name: p for p in (Epsilon, Data, Velocity)}

@@ -23,13 +23,16 @@ def _matrix(shape: tuple[int, int, int]) -> nidiff.Basis:
     return nidiff.build_basis("matrix", shape=shape, P=p, eigenvalues=lam)
 
 
-# bases that need more than a shape to be usable; every other registered basis is built as-is
-SPECIAL = {"pca": lambda s: _fit("pca", s), "pca_separable": lambda s: _fit("pca_separable", s), "matrix": _matrix}
+# bases that need more than a shape to be usable; a basis that learns from data (it has ``fit``)
+# is fitted on anisotropic Gaussian images; every other registered basis is built as-is
+SPECIAL = {"matrix": _matrix}
 
 
 def make_basis(name: str, shape: tuple[int, int, int]) -> nidiff.Basis:
     if name in SPECIAL:
         return SPECIAL[name](shape)
+    if hasattr(nidiff.registries.BASES.get(name), "fit"):
+        return _fit(name, shape)
     return nidiff.build_basis(name, shape=shape)
 
 

@@ -59,10 +59,36 @@ def gaussian_problem(
     parametrization: str = "eps",
     **kw,
 ) -> GaussianProblem:
-    """Data ``N(m, diag(s2))`` with ``m ~ 0.5 N(0, 1)``, ``s2 ~ U(0.2, 1.2)`` per coefficient."""
+    """Data ``N(m, diag(s2))`` with ``m ~ 0.5 N(0, 1)``, ``s2 ~ U(0.2, 1.2)`` per coefficient.
+
+    A basis that learns from data (``whitened``, ``pca``) is first fitted on random-walk images
+    (white noise summed along both axes), whose variance falls off with frequency, so that its
+    coefficients are scaled very unequally.
+    """
     basis_, schedule_ = nidiff.build_basis(basis, shape=shape), nidiff.build_schedule(schedule, **kw)
+    if hasattr(basis_, "fit"):
+        g = torch.Generator().manual_seed(seed + 1)
+        basis_.fit(torch.randn(512, *shape, generator=g, dtype=torch.float64).cumsum(-1).cumsum(-2))
     d = nidiff.GaussianDiffusion(basis_, schedule_, parametrization)
     g = torch.Generator().manual_seed(seed)
     m = torch.randn(*d.basis.coeff_shape, generator=g, dtype=torch.float64) * 0.5
     s2 = torch.rand(*d.basis.coeff_shape, generator=g, dtype=torch.float64) + 0.2
     return GaussianProblem(d, m, s2)
+
+
+# The published processes of docs/literature.md as Gaussian problems: (basis, schedule, arguments).
+# SAGD's arguments make its noise scale differ eight-fold across coefficients (and, with bands,
+# five-fold between two bands), so that every check sees a prior N(0, sigma_1(k)^2) per coefficient.
+PUBLISHED: dict[str, tuple[str, str, dict]] = {
+    "equalsnr": ("whitened", "cosine", {}),
+    "sagd-power": ("fourier", "sagd", {"exponent": 0.5, "offset": 0.01}),
+    "sagd-bands": ("hartley", "sagd", {"exponent": 0.0, "bands": [[0.0, 0.3, 0.3], [0.3, 1.0, 1.5]]}),
+    "soft_diffusion": ("dct", "soft_diffusion", {}),
+}
+
+
+def published_problem(process: str, **kw) -> GaussianProblem:
+    """The Gaussian problem of one of :data:`PUBLISHED` (extra keywords go to ``gaussian_problem``)."""
+    basis, schedule, args = PUBLISHED[process]
+    return gaussian_problem(basis, schedule, **kw, **args)
+

@@ -39,7 +39,8 @@ def test_recipe_composes_and_builds(recipe):
         net = build_network(tree)
     assert isinstance(net, UNet)
     if recipe != "blurring_lsun_church128":  # a 128x128 DCT basis is built the same way; skip its cost
-        diffusion = build_diffusion(tree)
+        images = lambda: torch.rand(8, *tree["image_shape"], generator=torch.Generator().manual_seed(0))  # noqa: E731
+        diffusion = build_diffusion(tree, fit_images=images)  # images: only a fitted basis reads them
         assert tuple(diffusion.basis.shape) == tuple(cfg.image_shape)
     data = ImageDataModule(**check_params(ImageDataModule, tree["data"], "data"))  # no data is read
     assert data.batch_size == cfg.data.batch_size

@@ -23,7 +23,7 @@ def _float64_coeffs(d, t):
     return a.expand(1, *d.basis.coeff_shape)[0].numpy(), s.expand(1, *d.basis.coeff_shape)[0].numpy()
 
 
-@pytest.mark.parametrize("schedule", ["blurring", "cosine", "ihdm"])
+@pytest.mark.parametrize("schedule", ["blurring", "cosine", "ihdm", "sagd", "soft_diffusion"])
 @pytest.mark.parametrize("t, s", [(0.6, 0.5), (0.9, 0.1), (0.3, 0.299), (1.0, 0.0)])
 def test_posterior_is_brute_force_gaussian_conditioning(schedule, t, s):
     """Condition the joint N((u_s, u_t) | u_x) built from the marginals and the Markov structure."""
@@ -46,15 +46,15 @@ def test_posterior_is_brute_force_gaussian_conditioning(schedule, t, s):
         assert var.expand(1, *d.basis.coeff_shape).reshape(-1)[k].item() == pytest.approx(cond_var, rel=1e-6, abs=1e-12)
 
 
-@pytest.mark.parametrize("schedule", ["blurring", "linear", "ihdm"])
+@pytest.mark.parametrize("schedule", ["blurring", "linear", "ihdm", "sagd", "soft_diffusion"])
 def test_transitions_compose_to_marginals(schedule):
     d = _diffusion(schedule=schedule)
     t, s = torch.tensor([0.8, 0.5, 0.3]), torch.tensor([0.4, 0.5, 0.0])
     a_ts, s2_ts = d.transition(t, s, torch.float64)
     a_s, sg_s = d.alpha_sigma(s, torch.float64)
     a_t, sg_t = d.alpha_sigma(t, torch.float64)
-    torch.testing.assert_close((a_ts * a_s).expand_as(a_t), a_t, rtol=1e-10, atol=1e-300)
-    torch.testing.assert_close((a_ts**2 * sg_s**2 + s2_ts).expand_as(sg_t**2 + a_t), (sg_t**2).expand_as(a_t), rtol=1e-10, atol=0)
+    torch.testing.assert_close(*torch.broadcast_tensors(a_ts * a_s, a_t), rtol=1e-10, atol=1e-300)
+    torch.testing.assert_close(*torch.broadcast_tensors(a_ts**2 * sg_s**2 + s2_ts, sg_t**2 + 0 * a_t), rtol=1e-10, atol=0)
     assert torch.equal(s2_ts[1], torch.zeros_like(s2_ts[1]))  # s == t: no transition noise
 
 

@@ -15,6 +15,11 @@ Documented step counts (the smallest of 5, 8, 10, 12, 15, 20, 25, 30, 35, 40, 50
 120, 150, 200, 250, 300, 400, 500, ... passing the exact-moment check for all three bases):
 DDIM (eta = 0) 500 steps on the log-SNR grid, DPM-Solver-2 35 steps (70 evaluations) on the
 log-SNR grid, Heun 70 steps (140 evaluations) on the log-SNR grid; ancestral 1000 uniform steps.
+
+The same checks run on the published processes of docs/literature.md (``tests.gaussian.PUBLISHED``),
+each with its own documented step counts found the same way: EqualSNR (the fitted ``whitened``
+Hartley basis, cosine), SAGD (a noise scale that differs per coefficient, so that the prior is
+``N(0, sigma_1(k)^2)``) and Soft Diffusion (exact Gaussian blur with variance-exploding noise).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from nidiff.sampling import (
     resolve_x_clip,
     uniform_grid,
 )
-from tests.gaussian import gaussian_problem
+from tests.gaussian import PUBLISHED, gaussian_problem, published_problem
 
 BASES = ["identity", "dct", "haar"]
 STEPS = {  # sampler: (grid, steps) documented above
@@ -110,20 +115,62 @@ MONTE_CARLO = [pytest.param(name, {}, basis, id=f"{name}-{basis}") for name in S
 MONTE_CARLO.append(pytest.param("ddim", {"eta": 0.5}, "dct", id="ddim-eta0.5-dct"))
 
 
-@pytest.mark.parametrize("name, kw, basis", MONTE_CARLO)
-def test_samples_reproduce_gaussian_data(name, kw, basis):
+def _check_samples(problem, name, times, **kw):
     """Per-coefficient mean and variance of n samples within 5.5 standard errors plus the allowance."""
-    problem = gaussian_problem(basis)
     d = problem.diffusion
-    grid, steps = STEPS[name]
     n = 2000
     z = d.prior_sample(n, generator=torch.Generator().manual_seed(9))
-    x = nidiff.build_sampler(name, **kw)(d, problem.model, z, grid(d, steps), generator=torch.Generator().manual_seed(10))
+    x = nidiff.build_sampler(name, **kw)(d, problem.model, z, times, generator=torch.Generator().manual_seed(10))
     u = d.basis.to_coeffs(x).double()
     m, s2 = problem.m, problem.s2
     se_mean, se_var = (s2 / n).sqrt(), s2 * math.sqrt(2 / (n - 1))
     assert bool(((u.mean(0) - m).abs() < 5.5 * se_mean + MEAN_ALLOWANCE).all())
     assert bool(((u.var(0) - s2).abs() < 5.5 * se_var + 2 * STD_ALLOWANCE * s2).all())  # 2% std ~ 4% var
+
+
+@pytest.mark.parametrize("name, kw, basis", MONTE_CARLO)
+def test_samples_reproduce_gaussian_data(name, kw, basis):
+    problem = gaussian_problem(basis)
+    grid, steps = STEPS[name]
+    _check_samples(problem, name, grid(problem.diffusion, steps), **kw)
+
+
+# documented log-SNR grid steps of ddim, dpm2 and heun for each process of tests.gaussian.PUBLISHED
+PUBLISHED_STEPS = {
+    "equalsnr": {"ddim": 150, "dpm2": 12, "heun": 15},
+    "sagd-power": {"ddim": 150, "dpm2": 12, "heun": 20},
+    "sagd-bands": {"ddim": 150, "dpm2": 12, "heun": 20},
+    "soft_diffusion": {"ddim": 700, "dpm2": 60, "heun": 60},
+}
+
+
+@pytest.mark.parametrize("process", PUBLISHED)
+@pytest.mark.parametrize("name", ["ddim", "dpm2", "heun"])
+def test_deterministic_samplers_match_the_exact_flow_of_published_processes(name, process):
+    problem = published_problem(process)
+    steps = PUBLISHED_STEPS[process][name]
+    mean_err, std_err = _moment_errors(problem, nidiff.build_sampler(name), logsnr_grid(problem.diffusion, steps))
+    assert mean_err < MEAN_ALLOWANCE and std_err < STD_ALLOWANCE, (mean_err, std_err)
+
+
+@pytest.mark.parametrize("process", PUBLISHED)
+@pytest.mark.parametrize("name", list(STEPS))
+def test_published_processes_reproduce_gaussian_data(name, process):
+    problem = published_problem(process)
+    steps = PUBLISHED_STEPS[process].get(name)
+    times = uniform_grid(STEPS[name][1]) if steps is None else logsnr_grid(problem.diffusion, steps)
+    _check_samples(problem, name, times)
+
+
+def test_per_coefficient_noise_scale_is_really_exercised():
+    """SAGD in PUBLISHED has a prior N(0, sigma_1(k)^2) whose scale differs per coefficient."""
+    d = published_problem("sagd-power").diffusion
+    _, sigma1 = d.alpha_sigma(torch.ones(1), torch.float64)
+    assert float(sigma1.max() / sigma1.min()) > 8.0
+    n = 4000
+    z = d.prior_sample(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ratio = d.basis.to_coeffs(z).std(0) / sigma1[0]  # a sample std has relative error sqrt(1 / (2n))
+    torch.testing.assert_close(ratio, torch.ones_like(ratio), rtol=0, atol=5.5 * math.sqrt(0.5 / (n - 1)))
 
 
 @pytest.mark.parametrize("parametrization", ["x", "v"])
@@ -181,6 +228,31 @@ def test_steps_stay_finite_where_alpha_underflows():
     for name in SAMPLERS:
         x = nidiff.build_sampler(name)(d, problem.model, z, uniform_grid(50), generator=torch.Generator().manual_seed(4))
         assert bool(torch.isfinite(x).all()), name
+
+
+@pytest.mark.parametrize("parametrization", ["x", "v"])
+def test_x_and_v_predictions_step_without_cancellation(parametrization):
+    """Soft Diffusion's exact blur drives alpha_t of high frequencies to ~1e-38 while sigma_t is O(1):
+    a step multiplies the signal alpha_t u_x_hat by alpha_s / alpha_t ~ 1e28, so forming the signal
+    as u_t - sigma_t u_eps_hat (rounding error ~1e-7 |u_t|) would blow up. From an x or v prediction
+    the float32 steps must agree with float64 ones."""
+    basis = nidiff.build_basis("dct", shape=(3, 32, 32))
+    d = nidiff.GaussianDiffusion(basis, nidiff.build_schedule("soft_diffusion", variance_preserving=True),
+                                 parametrization)
+    target = torch.linspace(-0.5, 0.5, 3 * 32 * 32, dtype=torch.float64).reshape(1, 3, 32, 32)
+
+    def model(z, t):  # x_hat = target, expressed in the diffusion's parametrization
+        u_t = basis.to_coeffs(z.double())
+        alpha, sigma = d.alpha_sigma(t.double(), torch.float64)
+        u_x = basis.to_coeffs(target).expand_as(u_t)
+        u_eps = (u_t - alpha * u_x) / sigma
+        return basis.from_coeffs(d.parametrization.target(u_x, u_eps, alpha, sigma)).to(z.dtype)
+
+    z = d.prior_sample(2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    exact = ancestral(d, model, z, uniform_grid(2), generator=torch.Generator().manual_seed(1))
+    fast = ancestral(d, model, z.float(), uniform_grid(2), generator=torch.Generator().manual_seed(1))
+    assert bool(torch.isfinite(fast).all())
+    torch.testing.assert_close(fast.double(), exact, rtol=0, atol=1e-3)
 
 
 def test_shared_signature_and_callback():

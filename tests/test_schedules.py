@@ -165,3 +165,15 @@ def test_product_of_named_factors():
         nidiff.build_schedule("product", factors=[])
     with pytest.raises(TypeError):
         nidiff.build_schedule("product", factors=[3])
+
+
+def test_blur_without_floor_keeps_tiny_damping_positive():
+    """d_min = 0 (pure heat dissipation): the direct alpha_sigma is exp(-lam tau), not a rounding
+    residue of 1 + expm1(-lam tau), where the damping is strong."""
+    sched = nidiff.build_schedule("blur", sigma_blur_max=5.0, d_min=0.0)
+    t = torch.tensor([[0.3], [0.7], [1.0]], dtype=torch.float64)
+    lam = torch.linspace(0.0, 2 * math.pi**2, 40, dtype=torch.float64)
+    alpha, _ = sched.alpha_sigma(t, lam)
+    tau = (5.0 * torch.sin(t * math.pi / 2) ** 2) ** 2 / 2
+    torch.testing.assert_close(alpha, torch.exp(-lam * tau), rtol=1e-13, atol=0)
+    assert bool((alpha > 0).all())

@@ -8,8 +8,10 @@
 
 Samplers need ``u_eps_hat`` and ``alpha_t u_x_hat`` (never ``u_x_hat`` itself): every update is
 ``(alpha_s / alpha_t) * signal + (...) * eps`` with the ratio formed in the log domain, so it stays
-finite where ``alpha_t`` underflows (heat dissipation at high frequencies). Without clipping,
-``signal = u_t - sigma_t u_eps_hat`` divides by nothing. With clipping, ``x_hat`` is formed in pixel
+finite where ``alpha_t`` underflows (heat dissipation at high frequencies). Without clipping the
+parametrization forms the signal (``Parametrization.signal``) without dividing: ``u_t - sigma_t
+u_eps_hat`` from a noise prediction, ``alpha_t u_x_hat`` from an ``x`` or ``v`` one (the difference
+would cancel to rounding error where ``alpha_t << sigma_t``). With clipping, ``x_hat`` is formed in pixel
 space (this divides by ``alpha_t``), clipped, and ``u_eps_hat = (u_t - alpha_t u_x_hat) / sigma_t``
 is recomputed from it, so that the pair stays consistent with ``u_t``.
 """
@@ -47,9 +49,8 @@ def predict(diffusion, model: Model, u: Tensor, t: Tensor, x_clip: XClip | None 
     z = basis.from_coeffs(u)
     out = basis.to_coeffs(model(z, t1.to(z.dtype).expand(u.shape[0])).to(u.dtype))
     alpha, sigma = diffusion.alpha_sigma(t1, u.dtype)  # [1, *lam_shape]
-    if x_clip is None:
-        eps = p.eps(u, out, alpha, sigma)
-        return Prediction(eps, u - sigma * eps)
+    if x_clip is None:  # the signal from the parametrization: no cancellation where alpha_t << sigma_t
+        return Prediction(p.eps(u, out, alpha, sigma), p.signal(u, out, alpha, sigma))
     x_hat = x_clip(basis.from_coeffs(p.x(u, out, alpha, sigma)))
     signal = alpha * basis.to_coeffs(x_hat)
     return Prediction((u - signal) / sigma, signal)

@@ -6,7 +6,11 @@ from nidiff.schedules.blurring import BlurringSchedule
 from nidiff.schedules.cosine import CosineSchedule
 from nidiff.schedules.ihdm import IHDMSchedule
 from nidiff.schedules.linear import LinearSchedule
+from nidiff.schedules.noise_shape import NoiseShapeSchedule
 from nidiff.schedules.product import ProductSchedule
+from nidiff.schedules.sagd import SAGDSchedule
+from nidiff.schedules.soft_diffusion import SoftDiffusionSchedule
+from nidiff.schedules.ve import VESchedule
 
 __all__ = [
     "BLUR_SHAPES",
@@ -15,7 +19,11 @@ __all__ = [
     "CosineSchedule",
     "IHDMSchedule",
     "LinearSchedule",
+    "NoiseShapeSchedule",
     "ProductSchedule",
+    "SAGDSchedule",
     "Schedule",
+    "SoftDiffusionSchedule",
+    "VESchedule",
     "check_number",
 ]

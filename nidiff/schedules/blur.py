@@ -104,6 +104,12 @@ class BlurSchedule(Schedule):
         return log_d, torch.zeros_like(t)
 
     def alpha_sigma(self, t: Tensor, lam: Tensor) -> tuple[Tensor, Tensor]:
-        """``d_t = 1 + (1 - d_min) expm1(-lam tau_t)`` directly: one transcendental per coefficient."""
+        """``d_t = 1 + (1 - d_min) expm1(-lam tau_t)`` directly: one transcendental per coefficient.
+
+        With ``d_min = 0`` it is ``exp(-lam tau_t)``: ``1 + expm1`` would cancel to 0 (or a rounding
+        residue of 1e-17) where the damping is strong, instead of the tiny positive value.
+        """
+        if self.d_min == 0.0:
+            return torch.exp(-lam * self.tau(t)), torch.ones_like(t)
         d = 1.0 + (1.0 - self.d_min) * torch.expm1(-lam * self.tau(t))
         return d, torch.ones_like(t)
