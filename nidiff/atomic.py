@@ -40,6 +40,7 @@ def atomic_write(
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _mode_for(path))  # mkstemp's 0600 would make every output private
             write(f)
             f.flush()
             if fsync:
@@ -77,6 +78,16 @@ def publish(tmp: Path, path: Path, overwrite: bool, message: str) -> None:
         os.replace(tmp, path)
     else:
         link_new(tmp, path, message)
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions a new file gets from the umask, or those of the file it replaces."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:

@@ -70,3 +70,27 @@ def test_recipe_trains_samples_and_reloads(recipe, tmp_path):
     z = loaded.diffusion.prior_sample(2, generator=torch.Generator().manual_seed(0))
     x = loaded.diffusion.sample(loaded.net, 2, steps=2, generator=torch.Generator().manual_seed(1))
     assert z.shape == x.shape == (2, 3, 32, 32) and bool(torch.isfinite(x).all())
+
+
+def test_compare_over_the_published_recipes(tmp_path, capsys, monkeypatch):
+    """nidiff compare trains and measures the three published processes alike at a tiny size."""
+    from nidiff.cli import main
+
+    monkeypatch.setenv("NIDIFF_DATA", str(tmp_path / "no-data-here"))
+    measure = ["compare.metrics=[train_loss,test_loss,bits_per_dim]", "compare.curve_metrics=[]",
+               "compare.loss_images=8", "compare.bpd_images=4", "compare.n_t=2", "compare.fid_samples=0",
+               "compare.batch_size=8", "compare.device=cpu", "data.num_images=16", "basis_fit_images=16",
+               "trainer.log_every_n_steps=1"]
+    code = main(["compare", f"recipe={','.join(RECIPES)}", *(a for a in TINY if not a.startswith(("data.num_images",
+                 "basis_fit_images"))), *measure, f"compare.dir={tmp_path / 'cmp'}"])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
+    import csv
+    import math
+
+    with (tmp_path / "cmp" / "results.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["recipe"] for r in rows] == RECIPES
+    for row in rows:
+        for metric in ("train_loss", "test_loss", "bits_per_dim"):
+            assert math.isfinite(float(row[metric])) and float(row[metric]) > 0, (row["recipe"], metric)

@@ -17,10 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor
 
-import nidiff
 from nidiff.diffusion import GaussianDiffusion
 
 __all__ = ["Process", "FIGURE1", "build_process", "check_names", "parse_named", "parse_process"]
@@ -104,20 +102,22 @@ def build_process(
     A basis that learns from data (``pca``) is fitted on ``fit_images()`` (float ``[N, C, H, W]``
     in [-1, 1]) when that is given; otherwise it is refused.
     """
-    try:
-        basis = nidiff.build_basis(process.basis, shape=shape, **process.basis_kwargs)
-        schedule = nidiff.build_schedule(process.schedule, **process.schedule_kwargs)
+    from nidiff.build import build_diffusion
+
+    config = {"basis": {"name": process.basis, "shape": list(shape), **process.basis_kwargs},
+              "schedule": {"name": process.schedule, **process.schedule_kwargs}}
+    try:  # the build path of training and of saved runs: names registered, parameters checked
+        return build_diffusion(config, fit_images=fit_images)
     except TypeError as err:  # a missing or unexpected argument: say which entry it was
         raise TypeError(f"cannot build {process.describe()}: {err}") from None
-    if hasattr(basis, "fit") and not bool(getattr(basis, "fitted", True)):
-        if fit_images is None:
-            raise ValueError(f"the {process.basis} basis must be fitted on images, and none were given")
-        with torch.no_grad():
-            basis.fit(fit_images())
-    return GaussianDiffusion(basis, schedule)
+
+
+_WORDS = {"true": True, "false": False, "null": None, "none": None}  # as written on a command line
 
 
 def _literal(text: str) -> Any:
+    if text.lower() in _WORDS:
+        return _WORDS[text.lower()]
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
