@@ -99,7 +99,7 @@ def _prepare(flags: list[str], overrides: list[str]) -> list[str]:
             f"{run_dir} already holds a run ({existing_run(run_dir)[0].relative_to(run_dir)}, ...): pass "
             f"resume={run_dir} to continue it, or choose another hydra.run.dir; nothing was written"
         )
-    print(f"nidiff: data: {preflight(cfg, run_dir)}", flush=True)
+    preflight(cfg, run_dir)
     lock_run_dir(run_dir)
     if not resume:
         moved = set_aside(run_dir)

@@ -6,11 +6,12 @@ In order, from cheap to dear:
    no torch; types were checked when the configuration was composed);
 2. the components: every name registered, every parameter accepted by its component, the sample
    grids' sampler and options;
-3. memory: the network is built on the ``meta`` device (no memory) and run once on a batch of the
+3. the diffusion is built (schedule values, the SNR check of eq. 16); a basis fitted from data is
+   only checked, since fitting needs the data; for images of more than 256x256 pixels this comes
+   after the memory check, since the basis itself then takes memory;
+4. memory: the network is built on the ``meta`` device (no memory) and run once on a batch of the
    training size; the activations it keeps for the backward pass, plus the weights, their
    gradients, Adam's moments and the EMA copy, must fit in the device's memory;
-4. the diffusion is built (schedule values, the SNR check of eq. 16); a basis fitted from data is
-   only checked, since fitting needs the data;
 5. the data: the files are there and the first readable image decodes (:func:`nidiff.data.probe`);
 6. the output: the run directory can be created and written.
 
@@ -31,6 +32,12 @@ from nidiff.training.validate import validate_config
 __all__ = ["available_memory", "preflight", "training_memory"]
 
 GB = 1024**3
+_BUILD_LIMIT = 3 * 256 * 256  # coefficients of an image whose basis is cheap to build before the memory check
+
+
+def _coefficients(tree: Mapping[str, Any]) -> int:
+    c, h, w = tree["image_shape"]
+    return int(c) * int(h) * int(w)
 
 
 def preflight(cfg: DictConfig, run_dir: Path | None) -> str:
@@ -48,9 +55,13 @@ def preflight(cfg: DictConfig, run_dir: Path | None) -> str:
     check_component(SCHEDULES, tree["schedule"], "schedule")
     check_component(NETS, tree["net"], "net")
     SamplingPlan.from_mapping(tree["sample"])
+    if not (isinstance(basis_factory, type) and issubclass(basis_factory, Fitted)):
+        if _coefficients(tree) <= _BUILD_LIMIT:  # a larger basis is built after the memory check
+            build_diffusion(tree)
     _check_memory(tree)
     if not (isinstance(basis_factory, type) and issubclass(basis_factory, Fitted)):
-        build_diffusion(tree)
+        if _coefficients(tree) > _BUILD_LIMIT:
+            build_diffusion(tree)
     data = _probe_data(tree["data"])
     if run_dir is not None:
         _check_writable(run_dir)

@@ -11,6 +11,7 @@ Run directory layout (``hydra.run.dir``)::
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 import warnings
@@ -132,6 +133,7 @@ def fit_run(cfg: DictConfig) -> Path:
         StepProgress(cfg.progress_refresh),
     ]
     loggers = run_loggers(run_dir, resumed)
+    _quiet()
     trainer = L.Trainer(
         **cfg.trainer, callbacks=callbacks, logger=loggers, default_root_dir=run_dir, plugins=[AtomicCheckpointIO()],
         enable_progress_bar=False,  # StepProgress draws the bar, in steps
@@ -160,6 +162,15 @@ def fit_run(cfg: DictConfig) -> Path:
     if sample_cb.last_path is not None:
         _say(f"nidiff: sample grid written to {sample_cb.last_path}")
     return run_dir
+
+
+def _quiet() -> None:
+    """Keep Lightning's informational lines (which accelerators exist, tips for its cloud products,
+    why fit stopped) and a deprecation warning Lightning raises inside its own code off the console:
+    nidiff says what the run is and where it stands itself. Warnings of Lightning still show."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=DeprecationWarning)
 
 
 def resolve_resume(resume: str | None, run_dir: Path) -> str | None:
