@@ -8,6 +8,8 @@ divided by an ``alpha_t`` that underflowed) are shown as 0, mid-grey.
 
 from __future__ import annotations
 
+import textwrap
+
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,8 +55,14 @@ def strip_figure(
             f"{rows} x {cols} tiles need {cols} column titles and {rows} row labels, "
             f"got {len(column_titles)} and {len(row_labels)}"
         )
-    height = rows * tile_inches + 0.45 + (0.45 if title else 0.0) + (0.3 if caption else 0.0)
-    fig = new_figure(cols * tile_inches + label_inches, height)
+    width = cols * tile_inches + label_inches
+    # wrapped to the figure's width (about 15 characters of 8-point text, 12 of 12-point, per inch),
+    # so that a narrow strip does not crop them
+    title = textwrap.fill(title, max(20, int(width * 12))) if title else title
+    caption = textwrap.fill(caption, max(30, int(width * 15))) if caption else caption
+    lines = (title.count("\n") + 1 if title else 0, caption.count("\n") + 1 if caption else 0)
+    height = rows * tile_inches + 0.45 + 0.45 * lines[0] + 0.3 * lines[1]
+    fig = new_figure(width, height)
     axes = np.asarray(fig.subplots(rows, cols, squeeze=False))
     for r in range(rows):
         for k in range(cols):
