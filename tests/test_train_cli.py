@@ -119,3 +119,16 @@ def test_multirun_sweep(tmp_path):
         assert f"sigma_blur_max: {blur}\n" in cfg
         assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
         assert list((sweep / job / "samples").glob("*.png"))
+
+
+def test_a_wall_clock_budget_ends_with_a_checkpoint_of_the_last_step(tmp_path):
+    """trainer.max_time stops the run inside a step; that step is checkpointed like a last step."""
+    run_dir = tmp_path / "run"
+    out = run(["train", "recipe=quickstart", *TINY, "data.dataset=synthetic", "data.num_images=64",
+               "trainer.max_steps=100000", "trainer.max_time=00:00:00:03", "checkpoint.every_n_steps=100000",
+               "sample.every_n_steps=100000", f"hydra.run.dir={run_dir}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    step = state["global_step"]
+    assert 1 <= step < 100000 and (run_dir / "checkpoints" / f"step_{step:07d}.ckpt").is_file()
+    assert f"reached step {step}" in out.stdout and (run_dir / "samples" / f"step_{step:07d}.png").is_file()

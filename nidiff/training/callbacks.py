@@ -70,9 +70,11 @@ class StepCheckpoint(ModelCheckpoint):
 
     A checkpoint written after ``fit`` returns records a finished epoch, and a run resumed from it
     would start the next epoch and see other batches than a run that had not stopped. So the last
-    step (``trainer.max_steps``, when not a multiple of ``every_n_steps``) is written from inside
-    the step like the others, and nothing is written at the end of training (Lightning's
-    ``ModelCheckpoint`` would write ``last.ckpt`` again there).
+    step (``trainer.max_steps``, when not a multiple of ``every_n_steps``, or the step at which
+    the trainer was told to stop, by ``trainer.max_time`` for instance) is written from inside the
+    step like the others, and nothing is written at the end of training (Lightning's
+    ``ModelCheckpoint`` would write ``last.ckpt`` again there). Lightning runs checkpoint callbacks
+    after the others, so its timer has set ``should_stop`` by the time this one looks.
     """
 
     def __init__(self, dirpath: str | Path, every_n_steps: int) -> None:
@@ -84,7 +86,8 @@ class StepCheckpoint(ModelCheckpoint):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         super().on_train_batch_end(trainer, module, outputs, batch, batch_idx)
         step = trainer.global_step
-        if step == trainer.max_steps and step % self.every_n_steps and step != self._final_step:
+        last = step == trainer.max_steps or trainer.should_stop
+        if last and step % self.every_n_steps and step != self._final_step:
             self._final_step = step
             trainer.save_checkpoint(Path(self.dirpath) / f"step_{step:07d}.ckpt")
             trainer.save_checkpoint(Path(self.dirpath) / "last.ckpt")
