@@ -144,7 +144,8 @@ def test_the_commands_of_the_docs_expand_as_documented(tmp_path, monkeypatch):
         plan = make_plan([a.strip("'") for a in line.split()])
         plans[plan.options.dir.name] = plan
     assert plans["table3"].names == [f"schedule.sigma_blur_max={s}" for s in (0, 1, 10, 20)]
-    assert plans["table4"].names == ["schedule.blur_shape=sin2", "schedule.blur_shape=sin"]
+    assert plans["table4"].names == [f"schedule.blur_shape={shape},schedule.sigma_blur_max={s}"
+                                     for s in (0, 1, 10, 20) for shape in ("sin2", "sin")]
     for name in ("table3", "table4"):
         assert all(c.name == "blurring_cifar10" for c in plans[name].configs)
         assert plans[name].options.fid_samples == 50000  # the paper's protocol

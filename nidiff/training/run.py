@@ -170,7 +170,7 @@ def _quiet() -> None:
     nidiff says what the run is and where it stands itself. Warnings of Lightning still show."""
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def resolve_resume(resume: str | None, run_dir: Path) -> str | None:
