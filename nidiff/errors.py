@@ -50,7 +50,7 @@ def message(err: BaseException) -> str:
     from omegaconf.errors import OmegaConfBaseException
 
     cause = err
-    while cause.__cause__ is not None and isinstance(cause, Exception) and _wraps(cause):
+    while _wraps(cause):  # Hydra's composition error around OmegaConf's: say the inner one
         cause = cause.__cause__
     text = str(cause.args[0] if isinstance(cause, KeyError) and cause.args else cause).strip()
     key = getattr(cause, "full_key", None) if isinstance(cause, OmegaConfBaseException) else None
