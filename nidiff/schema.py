@@ -121,6 +121,7 @@ class TrainConfig:
     image_shape: List[int] = _f([3, 32, 32], "(C, H, W) of the training images")
     basis_fit_images: int = _f(10_000, "images a basis fitted from data (pca) is fitted on before training")
     matmul_precision: str = _f("highest", "torch.set_float32_matmul_precision (high allows TF32 on GPUs)")
+    check_memory: bool = _f(True, "refuse a run whose estimated training memory exceeds the device's; false: try it")
     resume: Optional[str] = _f(None, "a run directory or a .ckpt file to continue from")
     resume_check: bool = _f(True, "refuse to resume a checkpoint written with a different configuration")
     progress_refresh: float = _f(1.0, "seconds between refreshes of the progress bar")

@@ -58,7 +58,8 @@ def preflight(cfg: DictConfig, run_dir: Path | None) -> str:
     if not (isinstance(basis_factory, type) and issubclass(basis_factory, Fitted)):
         if _coefficients(tree) <= _BUILD_LIMIT:  # a larger basis is built after the memory check
             build_diffusion(tree)
-    _check_memory(tree)
+    if tree.get("check_memory", True):
+        _check_memory(tree)
     if not (isinstance(basis_factory, type) and issubclass(basis_factory, Fitted)):
         if _coefficients(tree) > _BUILD_LIMIT:
             build_diffusion(tree)
@@ -120,7 +121,7 @@ def _check_memory(tree: Mapping[str, Any]) -> None:
             f"a training step at image_shape={shape} and data.batch_size={batch} with this network needs about "
             f"{need / GB:.1f} GiB (activations kept for the backward pass, weights, gradients, Adam and EMA), "
             f"more than the {have / GB:.1f} GiB of {where}: use smaller images, a smaller batch or a smaller "
-            f"network (net=...)"
+            f"network (net=...), or check_memory=false to try anyway"
         )
 
 

@@ -28,7 +28,8 @@ X_CLIP_NAMES: tuple[str, ...] = ("static", "dynamic")  # nidiff.sampling.clippin
 
 # dotted prefixes of the fields a resumed run may set differently from the saved one
 MAY_CHANGE_ON_RESUME: tuple[str, ...] = (
-    "name", "resume", "resume_check", "progress_refresh", "matmul_precision", "checkpoint", "sample", "speed",
+    "name", "resume", "resume_check", "progress_refresh", "matmul_precision", "check_memory", "checkpoint", "sample",
+    "speed",
     "nonfinite", "trainer.max_steps", "trainer.accelerator", "trainer.log_every_n_steps",
     "trainer.enable_model_summary",
     "data.root", "data.path", "data.num_workers", "data.download", "data.on_gpu",
