@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from nidiff.nets import UNet
 from nidiff.registries import register_net
@@ -22,7 +23,10 @@ class FaultyUNet(UNet):
     """``UNet`` whose training-mode call number ``k`` (from 1) in ``nan_calls`` is poisoned.
 
     ``nan_where="output"``: the output is NaN (a NaN loss); ``"grad"``: the output is right but its
-    gradient is NaN (a finite loss with NaN gradients). ``nan_rank``: poison only that DDP rank.
+    gradient is NaN (a finite loss with NaN gradients); ``"update"``: the output and its gradient are
+    right, but the optimizer step of this call leaves one weight infinite, as an update that
+    overflows would (the step's loss and gradient are finite). ``nan_rank``: poison only that DDP
+    rank.
     """
 
     def __init__(self, *args, nan_calls: Sequence[int] = (), nan_where: str = "output",
@@ -40,6 +44,16 @@ class FaultyUNet(UNet):
         if self.calls in self.nan_calls and (self.nan_rank is None or rank == self.nan_rank):
             if self.nan_where == "output":
                 return out * float("nan")
+            if self.nan_where == "update":
+                weight = self.conv_in.weight
+
+                def overflow(optimizer, args, kwargs) -> None:
+                    with torch.no_grad():
+                        weight.view(-1)[0] = float("inf")
+                    handle.remove()
+
+                handle = register_optimizer_step_post_hook(overflow)
+                return out
             if out.requires_grad:
                 out.register_hook(lambda g: torch.full_like(g, float("nan")))
         return out

@@ -46,6 +46,7 @@ def no_cifar(tmp_path, monkeypatch):
     ("optim.lr=0", "optim.lr=0.0 (a finite number > 0)"),
     ("optim.lr=inf", "optim.lr=inf (a finite number > 0)"),
     ("optim.lr=nan", "optim.lr=nan (a finite number > 0)"),
+    ("optim.lr=1e39", "optim.lr=1e+39 (a learning rate whose first Adam step"),
     ("optim.betas=[0.9,1.5]", "optim.betas=[0.9, 1.5] (two numbers in [0, 1)"),
     ("optim.eps=0", "optim.eps=0"),
     ("image_shape=[1,32,32]", "3 channels: the training images are read as RGB"),

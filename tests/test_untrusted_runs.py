@@ -179,11 +179,16 @@ def test_one_writer_per_run(tmp_path):
     assert after.returncode == 0, after.stderr[-2000:]  # the killed holder left no stale lock
 
 
-def test_an_update_that_makes_the_weights_infinite_stops_and_writes_nothing_bad(tmp_path, capsys):
-    """A finite loss and gradient with a learning rate past float32's range: the weights become
-    infinite at the update; the run stops at the next check, and no checkpoint holds them."""
+@pytest.mark.parametrize("policy", ["stop", "skip"])
+def test_weights_made_non_finite_at_a_step_stop_the_run_and_never_reach_the_disk(tmp_path, capsys, policy):
+    """A step whose loss and gradient are finite but after which a weight is infinite (what an
+    overflowing update leaves; an infinite learning rate is refused before the run): the run stops at
+    the next check or checkpoint write, whatever the policy, and no checkpoint holds the weights."""
+    import tests.faults  # noqa: F401  (registers the network faulty_unet in this process)
+
     code = main(train(tmp_path, "recipe=quickstart", "data.dataset=synthetic", "data.num_images=16",
-                      "optim.lr=1e39", "trainer.max_steps=4", "checkpoint.every_n_steps=1"))
+                      "net.name=faulty_unet", "net.nan_calls=[3]", "net.nan_where=update",
+                      f"nonfinite.policy={policy}", "trainer.max_steps=6", "checkpoint.every_n_steps=1"))
     err = capsys.readouterr().err
     assert code == 1 and "non-finite" in err and "were not checkpointed" in err, err
     for ckpt in (tmp_path / "run" / "checkpoints").glob("*.ckpt"):

@@ -25,6 +25,7 @@ __all__ = ["MAY_CHANGE_ON_RESUME", "POLICIES", "PRECISION_NAMES", "validate_conf
 POLICIES: tuple[str, ...] = ("skip", "stop")  # nonfinite.policy (nidiff.training.guard)
 PRECISION_NAMES: tuple[str, ...] = ("32", "32-true", "bf16", "bf16-mixed")  # nidiff.training.step.PRECISIONS
 X_CLIP_NAMES: tuple[str, ...] = ("static", "dynamic")  # nidiff.sampling.clipping.X_CLIPS
+FLOAT32_MAX = 3.4028234663852886e38
 
 # dotted prefixes of the fields a resumed run may set differently from the saved one
 MAY_CHANGE_ON_RESUME: tuple[str, ...] = (
@@ -78,8 +79,11 @@ def validate_config(cfg: DictConfig) -> None:
     lr = OmegaConf.select(cfg, "optim.lr")
     need(_number(lr) and lr > 0, "optim.lr", "a finite number > 0")
     betas = OmegaConf.select(cfg, "optim.betas")
-    need(betas is not None and len(betas) == 2 and all(_number(b) and 0 <= b < 1 for b in betas), "optim.betas",
-         "two numbers in [0, 1), e.g. [0.9, 0.999]")
+    betas_ok = betas is not None and len(betas) == 2 and all(_number(b) and 0 <= b < 1 for b in betas)
+    need(betas_ok, "optim.betas", "two numbers in [0, 1), e.g. [0.9, 0.999]")
+    if betas_ok and _number(lr) and lr > 0:  # Adam's first step moves weights by lr / (1 - beta1), in float32
+        need(lr / (1.0 - betas[0]) < FLOAT32_MAX, "optim.lr",
+             f"a learning rate whose first Adam step, lr / (1 - betas[0]), stays below float32's {FLOAT32_MAX:.3g}")
     adam_eps = OmegaConf.select(cfg, "optim.eps")
     need(_number(adam_eps) and adam_eps > 0, "optim.eps", "a finite number > 0")
     decay_w = OmegaConf.select(cfg, "optim.weight_decay")
