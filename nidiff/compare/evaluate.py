@@ -28,6 +28,7 @@ from torch import Tensor
 
 from nidiff.compare.options import CompareOptions
 from nidiff.metrics import InceptionFeatures, ReferenceStatistics
+from nidiff.progress import image_bar
 
 __all__ = ["Quality", "evaluate_checkpoint"]
 
@@ -78,8 +79,11 @@ def _test_loss(loaded, data: DictConfig, options: CompareOptions, device: str) -
 
     batches, total = _test_images(data, options.loss_images, options.batch_size)
     generator = torch.Generator(device=device).manual_seed(options.seed)
-    losses = [loaded.diffusion.loss(loaded.net, to_float(b).to(device), generator=generator).double().cpu()
-              for b in batches]  # each [B]
+    losses = []
+    with image_bar(total, "test loss") as bar:
+        for b in batches:
+            losses.append(loaded.diffusion.loss(loaded.net, to_float(b).to(device), generator=generator).double().cpu())
+            bar.update(b.shape[0])  # losses: each [B]
     return {"test_loss": float(torch.cat(losses).mean()), "loss_images": total}
 
 
@@ -87,10 +91,10 @@ def _bits_per_dim(loaded, data: DictConfig, options: CompareOptions, device: str
     from nidiff.data import to_float
     from nidiff.likelihood import dataset_bits_per_dim
 
-    batches, _ = _test_images(data, options.bpd_images, options.batch_size)
+    batches, total = _test_images(data, options.bpd_images, options.batch_size)
     result = dataset_bits_per_dim(
         loaded.diffusion, loaded.net, (to_float(b) for b in batches), n_t=options.n_t,
-        generator=torch.Generator(device=device).manual_seed(options.seed), device=device, progress=False,
+        generator=torch.Generator(device=device).manual_seed(options.seed), device=device, total=total,
     )
     return {"bits_per_dim": result.bpd, "bits_per_dim_stderr": result.stderr, "bpd_images": result.n}
 

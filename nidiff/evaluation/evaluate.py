@@ -127,7 +127,7 @@ def _bits_per_dim(args: argparse.Namespace, device: str) -> dict:
     print(f"nidiff eval: bits/dim of step {loaded.step} on {what} ({total} images)")
     result = dataset_bits_per_dim(
         loaded.diffusion, loaded.net, (to_float(b) for b in data), n_t=args.n_t,
-        generator=torch.Generator(device=device).manual_seed(args.seed), device=device,
+        generator=torch.Generator(device=device).manual_seed(args.seed), device=device, total=total,
     )
     protocol = {"checkpoint": str(loaded.checkpoint), "step": loaded.step, "dataset": args.dataset,
                 "split": args.split, "num_images": result.n, "n_t": args.n_t, "decoder": "discretized 8-bit",
