@@ -16,6 +16,8 @@ from torch import nn
 
 from nidiff.cli import main
 from nidiff.metrics import inception as inception_module
+from nidiff.metrics import tf1_bilinear_resize
+from tests.test_metrics import low_rank_fid, numpy_kid
 from tests.test_train_cli import TINY, run
 
 
@@ -54,6 +56,13 @@ def write_images(folder: Path, n: int, seed: int = 0) -> Path:
     return folder
 
 
+def stand_in_features(folder: Path) -> np.ndarray:
+    """What FirstPixels returns for the PNGs of a folder, in name order: float64 [N, 2048]."""
+    images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))])
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).double()
+    return ((tf1_bilinear_resize(x.float()).double() - 128) / 128).flatten(1)[:, :2048].float().double().numpy()
+
+
 def test_sample_is_per_image_seeded_and_resumable(tiny_run, tmp_path):
     args = ["sample", "--run", str(tiny_run), "-n", "5", "--steps", "4", "--device", "cpu"]
     assert main([*args, "--out", str(tmp_path / "a"), "--batch-size", "5"]) == 0
@@ -90,13 +99,22 @@ def test_fid_ref_then_eval(tiny_run, tmp_path, stand_in_weights, capsys):
                  "--dataset", "folder", "--path", str(real), "--n-t", "2", "--batch-size", "4",
                  "--out", str(out), "--device", "cpu"]) == 0
     results = json.loads(out.read_text())
-    assert np.isfinite(results["fid"]["value"]) and results["fid"]["value"] > 0
+    real_f, sample_f = stand_in_features(real), stand_in_features(samples)
+    # 6 and 12 samples in 2048 dimensions: the square roots of ~2040 zero eigenvalues, each
+    # sqrt(eps lambda_max) after rounding, leave a relative error of order 1e-9
+    assert results["fid"]["value"] == pytest.approx(low_rank_fid(sample_f, real_f), rel=1e-7)
     assert results["fid"]["protocol"]["num_samples"] == 6 and results["fid"]["protocol"]["num_images"] == 12
     assert results["fid"]["protocol"]["weights_sha256"] == inception_module.sha256sum(stand_in_weights)
-    assert np.isfinite(results["kid"]["value"])
+    with torch.random.fork_rng():  # 100 subsets of 6 (all the samples) from each side
+        kid = numpy_kid(real_f, sample_f, subsets=100, m=6, seed=0)
+    assert [results["kid"]["value"], results["kid"]["std"]] == pytest.approx(kid, rel=1e-9)
     bpd = results["bits_per_dim"]
     assert bpd["value"] > 0 and bpd["stderr"] > 0 and bpd["protocol"]["num_images"] == 12
-    assert "fid = " in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "fid = " in captured.out
+    for bar in ("reference", "samples", "bits/dim"):  # progress in images, not batches
+        assert bar in captured.err
+    assert "12/12" in captured.err and "6/6" in captured.err and "batch" not in captured.err
     # the reference is checked, never silently overwritten
     assert main(["fid-ref", "--dataset", "folder", "--path", str(real), "--out", str(ref)]) == 2
     assert "exists" in capsys.readouterr().err

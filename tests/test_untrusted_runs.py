@@ -209,13 +209,13 @@ def test_skip_policy_has_a_limit(tmp_path, capsys):
 def test_damaged_reference_statistics_are_refused(tmp_path):
     import numpy as np
 
-    from nidiff.metrics.reference import load_reference, save_reference
-    from nidiff.metrics.statistics import FeatureStatistics
+    from nidiff.metrics.reference import ReferenceStatistics, load_reference, save_reference
 
-    stats = FeatureStatistics(keep_features=True)
-    stats.update(torch.randn(12, 2048, generator=torch.Generator().manual_seed(0)))
+    features = torch.randn(12, 2048, generator=torch.Generator().manual_seed(0)).double().numpy()
+    stats = ReferenceStatistics(mu=features.mean(0), sigma=np.cov(features, rowvar=False), features=features,
+                                count=12)
     protocol = {"dataset": "x", "split": "train", "network": "n", "weights_sha256": "a", "resize": "r"}
-    path = save_reference(tmp_path / "ref.npz", stats, protocol, with_features=True)
+    path = save_reference(tmp_path / "ref.npz", stats, protocol)
     assert load_reference(path).features.shape == (12, 2048)
     arrays = dict(np.load(path))
     arrays["sigma"][5, 7] += 1e-12

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from nidiff.compare.options import CompareOptions
 from nidiff.metrics import InceptionFeatures, ReferenceStatistics
+from nidiff.progress import image_bar
 
 __all__ = ["Quality", "evaluate_checkpoint"]
 
@@ -78,8 +79,11 @@ def _test_loss(loaded, data: DictConfig, options: CompareOptions, device: str) -
 
     batches, total = _test_images(data, options.loss_images, options.batch_size)
     generator = torch.Generator(device=device).manual_seed(options.seed)
-    losses = [loaded.diffusion.loss(loaded.net, to_float(b).to(device), generator=generator).double().cpu()
-              for b in batches]  # each [B]
+    losses = []
+    with image_bar(total, "test loss") as bar:
+        for b in batches:
+            losses.append(loaded.diffusion.loss(loaded.net, to_float(b).to(device), generator=generator).double().cpu())
+            bar.update(b.shape[0])  # losses: each [B]
     return {"test_loss": float(torch.cat(losses).mean()), "loss_images": total}
 
 
@@ -87,10 +91,10 @@ def _bits_per_dim(loaded, data: DictConfig, options: CompareOptions, device: str
     from nidiff.data import to_float
     from nidiff.likelihood import dataset_bits_per_dim
 
-    batches, _ = _test_images(data, options.bpd_images, options.batch_size)
+    batches, total = _test_images(data, options.bpd_images, options.batch_size)
     result = dataset_bits_per_dim(
         loaded.diffusion, loaded.net, (to_float(b) for b in batches), n_t=options.n_t,
-        generator=torch.Generator(device=device).manual_seed(options.seed), device=device, progress=False,
+        generator=torch.Generator(device=device).manual_seed(options.seed), device=device, total=total,
     )
     return {"bits_per_dim": result.bpd, "bits_per_dim_stderr": result.stderr, "bpd_images": result.n}
 
@@ -99,31 +103,37 @@ def _samples(loaded, names: Sequence[str], options: CompareOptions, device: str,
              quality: Quality | None) -> dict[str, float]:
     """Draw the samples (timed), then FID and KID of them against the reference."""
     from nidiff.images import to_uint8
-    from nidiff.metrics import FeatureStatistics, frechet_distance, kid_from_features
+    from nidiff.metrics import against_reference, update
 
     wants_quality = bool({"fid", "kid"} & set(names))
     if wants_quality and quality is None:
         raise ValueError("fid and kid need the Inception network and the reference statistics")
     n = options.fid_samples if wants_quality else options.speed_samples
-    stats = FeatureStatistics(keep_features="kid" in names)
+    if wants_quality:
+        reference = quality.reference
+        kid_size = min(options.kid_subset_size, n, len(reference.features)) if "kid" in names else None
+        fid, kid = against_reference(quality.extractor, reference, kid_size)
+        metrics = [fid] if kid is None else [fid, kid]
     seconds = 0.0
-    for start in range(0, n, options.batch_size):
-        indices = list(range(start, min(start + options.batch_size, n)))
-        tic = time.perf_counter()
-        images = to_uint8(loaded.draw(options.plan, indices, options.seed)).cpu()  # [B, C, H, W]; .cpu() waits
-        seconds += time.perf_counter() - tic
-        if wants_quality:
-            stats.update(quality.extractor(images))
+    with image_bar(n, "samples") as bar:
+        for start in range(0, n, options.batch_size):
+            indices = list(range(start, min(start + options.batch_size, n)))
+            tic = time.perf_counter()
+            images = to_uint8(loaded.draw(options.plan, indices, options.seed)).cpu()  # [B, C, H, W]; .cpu() waits
+            seconds += time.perf_counter() - tic
+            if wants_quality:
+                update(metrics, images, real=False, bar=bar)
+            else:
+                bar.update(len(indices))
     out: dict[str, float] = {}
     if "sample_images_per_s" in names:
         out.update(sample_images_per_s=n / seconds, sample_images=n)
     if wants_quality:
-        reference = quality.reference
         out["fid_samples"] = n
         out["ref_images"] = int(reference.protocol["num_images"])
         if "fid" in names:
-            out["fid"] = frechet_distance(stats.mean, stats.cov, reference.mu, reference.sigma)
+            out["fid"] = float(fid.compute())
         if "kid" in names:
-            size = min(options.kid_subset_size, n, len(reference.features))
-            out["kid"], out["kid_std"] = kid_from_features(reference.features, stats.features, subset_size=size)
+            mean, std = kid.compute()
+            out["kid"], out["kid_std"] = float(mean), float(std)
     return out

@@ -20,7 +20,7 @@ __all__ = ["prepare_reference"]
 def prepare_reference(data: DictConfig, options: CompareOptions, extractor: InceptionFeatures) -> ReferenceStatistics:
     """Load ``options.ref``, computing it from ``data``'s training split first if it does not exist."""
     from nidiff.data import image_batches
-    from nidiff.metrics import compute_statistics, load_reference, save_reference
+    from nidiff.metrics import load_reference, reference_statistics, save_reference
 
     path = options.ref
     expect = {**extractor.protocol, "dataset": str(data.dataset), "split": "train"}
@@ -33,10 +33,8 @@ def prepare_reference(data: DictConfig, options: CompareOptions, extractor: Ince
             raise ValueError(f"compare.ref_images={options.ref_images}, but the training split holds {total} "
                              f"images ({what})")
         print(f"nidiff compare: reference statistics of {total} images of {what} into {path}", flush=True)
-        stats = compute_statistics(batches, extractor, keep_features=True, total=-(-total // options.batch_size),
-                                   desc="reference")
-        save_reference(path, stats, {**expect, "dataset_path": str(data.path or data.root or "")},
-                       with_features=True)
+        stats = reference_statistics(batches, extractor, total=total, keep_features=True)
+        save_reference(path, stats, {**expect, "dataset_path": str(data.path or data.root or "")})
     reference = load_reference(path, expect=expect)
     found = reference.protocol.get("num_images")
     if options.ref_images is not None and found != options.ref_images:

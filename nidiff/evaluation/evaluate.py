@@ -94,26 +94,27 @@ def main(argv: list[str]) -> int:
 
 
 def _fid(args: argparse.Namespace, device: str) -> dict:
-    from nidiff.metrics import (InceptionFeatures, compute_statistics, frechet_distance, kid_from_features,
-                                load_reference, save_reference)
+    from nidiff.metrics import (InceptionFeatures, accumulate, against_reference, load_reference, reference_statistics,
+                                save_reference)
 
     batches, n = sample_batches(args.samples, args.num_samples, args.batch_size)  # checks the samples first
     extractor = InceptionFeatures(args.weights, batch_size=args.batch_size).to(device)
     if not Path(args.ref).exists():
         data, total, what = image_batches(batch_size=args.batch_size, **data_kwargs(args))
         print(f"nidiff eval: computing reference statistics of {what} ({total} images) into {args.ref}")
-        ref_stats = compute_statistics(data, extractor, keep_features=args.kid, total=-(-total // args.batch_size))
+        ref_stats = reference_statistics(data, extractor, total=total, keep_features=args.kid)
         protocol = {**extractor.protocol, "dataset": args.dataset, "split": args.split,
                     "dataset_path": str(args.path or args.root or "")}
-        save_reference(args.ref, ref_stats, protocol, with_features=args.kid)
+        save_reference(args.ref, ref_stats, protocol)
     ref = load_reference(args.ref, expect=extractor.protocol)
-    stats = compute_statistics(batches, extractor, keep_features=args.kid, total=len(batches), desc="samples")
+    if args.kid and ref.features is None:
+        raise ValueError(f"{args.ref} holds no features: recompute it with --with-features for KID")
+    fid, kid = against_reference(extractor, ref, min(1000, n, len(ref.features)) if args.kid else None)
+    accumulate([fid] if kid is None else [fid, kid], batches, real=False, total=n, desc="samples")
     protocol = {"num_samples": n, "samples": str(args.samples), "reference": str(args.ref), **ref.protocol}
-    out = {"fid": {"value": frechet_distance(stats.mean, stats.cov, ref.mu, ref.sigma), "protocol": protocol}}
-    if args.kid:
-        if ref.features is None:
-            raise ValueError(f"{args.ref} holds no features: recompute it with --with-features for KID")
-        mean, std = kid_from_features(ref.features, stats.features, subset_size=min(1000, n, len(ref.features)))
+    out = {"fid": {"value": float(fid.compute()), "protocol": protocol}}
+    if kid is not None:
+        mean, std = kid.compute()
         out["kid"] = {"value": float(mean), "std": float(std), "protocol": protocol}
     return out
 
@@ -127,7 +128,7 @@ def _bits_per_dim(args: argparse.Namespace, device: str) -> dict:
     print(f"nidiff eval: bits/dim of step {loaded.step} on {what} ({total} images)")
     result = dataset_bits_per_dim(
         loaded.diffusion, loaded.net, (to_float(b) for b in data), n_t=args.n_t,
-        generator=torch.Generator(device=device).manual_seed(args.seed), device=device,
+        generator=torch.Generator(device=device).manual_seed(args.seed), device=device, total=total,
     )
     protocol = {"checkpoint": str(loaded.checkpoint), "step": loaded.step, "dataset": args.dataset,
                 "split": args.split, "num_images": result.n, "n_t": args.n_t, "decoder": "discretized 8-bit",

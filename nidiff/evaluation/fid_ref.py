@@ -30,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     from pathlib import Path
 
-    from nidiff.metrics import InceptionFeatures, compute_statistics, save_reference
+    from nidiff.metrics import InceptionFeatures, reference_statistics, save_reference
 
     args = parser().parse_args(argv)
     if Path(args.out).exists() and not args.overwrite:
@@ -38,10 +38,9 @@ def main(argv: list[str]) -> int:
     batches, total, what = image_batches(batch_size=args.batch_size, **data_kwargs(args))
     extractor = InceptionFeatures(args.weights, batch_size=args.batch_size).to(pick_device(args.device))
     print(f"nidiff fid-ref: {what}; {total} images")
-    stats = compute_statistics(batches, extractor, keep_features=args.with_features,
-                               total=-(-total // args.batch_size))
+    stats = reference_statistics(batches, extractor, total=total, keep_features=args.with_features)
     protocol = {**extractor.protocol, "dataset": args.dataset, "split": args.split,
                 "dataset_path": str(args.path or args.root or "")}
-    path = save_reference(args.out, stats, protocol, overwrite=args.overwrite, with_features=args.with_features)
+    path = save_reference(args.out, stats, protocol, overwrite=args.overwrite)
     print(f"nidiff fid-ref: statistics of {stats.count} images written to {path}")
     return 0

@@ -71,6 +71,7 @@ def bits_per_dim(
     importance: bool = True,
     batch_size: int | None = None,
     proposal: ContinuousTime | DiscreteTime | None = None,
+    callback: Callable[[int], None] | None = None,
 ) -> BitsPerDim:
     """The variational bound of each image of ``x`` ``[B, C, H, W]``, by Monte Carlo over ``t``.
 
@@ -85,6 +86,7 @@ def bits_per_dim(
         importance: draw ``t`` uniformly in the summary log-SNR (see ``time_sampling``).
         batch_size: rows per model call (default ``B``: one draw for every image per call).
         proposal: a prebuilt proposal (overrides ``times`` and ``importance``).
+        callback: called after each model call with its number of rows (draws of ``t``), for progress.
     """
     if not isinstance(x, Tensor) or x.dim() != 4:
         raise TypeError(f"x must be an image batch [B, C, H, W], got {type(x).__name__}")
@@ -115,6 +117,8 @@ def bits_per_dim(
         weight = proposal.coefficient_weight(diffusion, t, s).to(x.device)  # [M, *lam_shape]
         diff[idx] = 0.5 * w_all[idx].to(x.device) * (weight * err2).flatten(1).sum(1)
         dec[idx] = decoder.nll(diffusion, xb, generator).to(x.device)
+        if callback is not None:
+            callback(len(idx))
 
     total = prior + (diff + dec).reshape(n_t, batch)  # [n_t, B] nats
     scale = 1.0 / (dim * math.log(2.0))

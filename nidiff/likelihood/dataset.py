@@ -51,33 +51,42 @@ def dataset_bits_per_dim(
     batch_size: int | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
+    total: int | None = None,
 ) -> DatasetBitsPerDim:
     """Run :func:`~nidiff.likelihood.bits_per_dim` over ``batches`` and combine.
 
     ``batches`` yields image tensors ``[B, C, H, W]`` or tuples/lists whose first element is one
     (a ``DataLoader`` with labels). ``device``: where to move each batch (default: where it is).
-    With ``progress``, shows a tqdm bar and prints the result with its standard error. Put the
-    model in eval mode first.
+    With ``progress``, shows a tqdm bar over the ``total`` images (if given) and prints the result
+    with its standard error; the bar advances after each model call by the work done, counted in
+    images (``n_t`` draws of ``t`` make one). Put the model in eval mode first.
     """
-    from tqdm.auto import tqdm
+    from nidiff.progress import image_bar
 
     decoder = resolve_decoder(decoder)
     proposal = make_time_proposal(diffusion, times, importance)
     bounds, variances = [], []
-    bar = tqdm(batches, desc="bits/dim", unit="batch", disable=not progress)
-    for batch in bar:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if not isinstance(x, Tensor):
-            raise TypeError(f"batches must yield image tensors or (images, ...) tuples, got {type(x).__name__}")
-        x = x if device is None else x.to(device)
-        result = bits_per_dim(
-            diffusion, model, x, n_t=n_t, generator=generator, decoder=decoder,
-            batch_size=batch_size, proposal=proposal,
-        )
-        bounds.append(result.bpd.cpu())
-        variances.append(result.stderr.cpu() ** 2)
-        n = sum(b.numel() for b in bounds)
-        bar.set_postfix(bpd=f"{torch.cat(bounds).mean().item():.4f}", n=n)
+    bar = image_bar(total, "bits/dim", progress)
+    draws = 0  # draws of t done: every image takes n_t of them
+
+    def advance(rows: int) -> None:
+        nonlocal draws
+        draws += rows
+        bar.update(draws // n_t - bar.n)
+
+    with bar:
+        for batch in batches:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            if not isinstance(x, Tensor):
+                raise TypeError(f"batches must yield image tensors or (images, ...) tuples, got {type(x).__name__}")
+            x = x if device is None else x.to(device)
+            result = bits_per_dim(
+                diffusion, model, x, n_t=n_t, generator=generator, decoder=decoder,
+                batch_size=batch_size, proposal=proposal, callback=advance,
+            )
+            bounds.append(result.bpd.cpu())
+            variances.append(result.stderr.cpu() ** 2)
+            bar.set_postfix(bpd=f"{torch.cat(bounds).mean().item():.4f}", refresh=False)
     if not bounds:
         raise ValueError("batches yielded no images")
     per_image = torch.cat(bounds)

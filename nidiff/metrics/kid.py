@@ -1,78 +1,91 @@
-"""Kernel Inception Distance (Bińkowski et al., 2018): unbiased MMD^2, cubic polynomial kernel.
+"""Kernel Inception Distance (Bińkowski et al., 2018): torchmetrics' KID, float64, seeded subsets.
 
-| symbol                                                   | code                         |
+| symbol                                                   | code (torchmetrics)          |
 | -------------------------------------------------------- | ---------------------------- |
-| ``k(x, y) = (gamma x.y + coef)^degree``, ``gamma = 1/D`` | ``polynomial_kernel``        |
-| ``MMD^2_u`` (below)                                      | ``mmd2_unbiased``            |
+| ``k(x, y) = (gamma x.y + coef)^degree``, ``gamma = 1/D`` | ``poly_kernel``              |
+| ``MMD^2_u`` (below)                                      | ``maximum_mean_discrepancy`` |
 | ``m`` (subset size), number of subsets                   | ``subset_size``, ``subsets`` |
 
 ``MMD^2_u = sum_{i!=j} [k(x_i, x_j) + k(y_i, y_j)] / (m (m-1)) - 2 sum_{i,j} k(x_i, y_j) / m^2``.
 
 KID is the mean of ``MMD^2_u`` over ``subsets`` random subsets of ``subset_size`` vectors drawn
-without replacement from each set (defaults 100 x 1000, as in torch-fidelity and torchmetrics);
-the spread is the population standard deviation over subsets (``ddof=0``, as there). Subsets
-come from a ``torch.Generator`` seeded with ``seed``: per subset, a permutation of the first set,
-then of the second, the order torchmetrics draws them in, so with the global seed set to the same
-value torchmetrics picks the same subsets. Everything is float64, on the features' device.
+without replacement from each set (defaults 100 x 1000, as in torch-fidelity); the spread is the
+population standard deviation over subsets (``ddof=0``). torchmetrics keeps the features of both
+sides (and gathers them across processes) and computes KID; :class:`KID` adds float64 features
+(through :class:`~nidiff.metrics.SharedFeatures`), a reference file's features as the real side,
+and reproducible subsets: torchmetrics draws them from the global generator (per subset, a
+permutation of the real set, then of the fake set), which :meth:`KID.compute` seeds with ``seed``
+inside ``torch.random.fork_rng``, leaving the caller's random state as it was.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from torch import Tensor
+import warnings
+from typing import Any
 
+import torch
+from torch import Tensor, nn
+from torchmetrics.image.kid import KernelInceptionDistance
+from torchmetrics.utilities.data import dim_zero_cat
+
+from nidiff.metrics.features import SharedFeatures
+from nidiff.metrics.reference import ReferenceStatistics, holds_reference
 from nidiff.metrics.statistics import as_features
 
-__all__ = ["kid_from_features", "mmd2_unbiased", "polynomial_kernel"]
+__all__ = ["KID"]
 
 
-def polynomial_kernel(
-    x: Tensor, y: Tensor, degree: int = 3, gamma: float | None = None, coef: float = 1.0
-) -> Tensor:
-    """``k(x_i, y_j)`` for ``x [M, D]``, ``y [N, D]``: ``[M, N]``; ``gamma=None`` is ``1 / D``."""
-    gamma = 1.0 / x.shape[1] if gamma is None else gamma
-    return (x @ y.T * gamma + coef) ** degree
+class KID(KernelInceptionDistance):
+    """torchmetrics' KID on ``features`` (e.g. :class:`~nidiff.metrics.InceptionFeatures`), in float64.
 
+    ``update(images, real)`` as for :class:`~nidiff.metrics.FID`; ``compute()`` returns
+    ``(mean, std)`` over the subsets, drawn from a generator seeded with ``seed``. ``reset()``
+    keeps the real side unless ``reset_real_features=True``. Other keyword arguments
+    (``degree``, ``gamma``, ``coef``, ``compute_on_cpu``, ...) go to torchmetrics.
+    """
 
-def mmd2_unbiased(k_xx: Tensor, k_xy: Tensor, k_yy: Tensor) -> Tensor:
-    """Unbiased ``MMD^2`` (a scalar) from the ``[m, m]`` kernel matrices."""
-    m = k_xx.shape[0]
-    off_diagonal = k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()
-    within = off_diagonal / (m * (m - 1))
-    return within - 2.0 * k_xy.sum() / m**2
+    def __init__(
+        self,
+        features: nn.Module,                # images -> [N, D]; wrapped in SharedFeatures unless one
+        subsets: int = 100,                 # number of random subsets
+        subset_size: int = 1000,            # vectors per subset, from each side
+        seed: int = 0,                      # seeds the subset draws
+        reset_real_features: bool = False,  # reset() also clears the real side
+        **kwargs: Any,
+    ) -> None:
+        shared = features if isinstance(features, SharedFeatures) else SharedFeatures(features)
+        with warnings.catch_warnings():  # keeping every feature is what KID is
+            warnings.filterwarnings("ignore", message=".*will save all extracted features", category=UserWarning)
+            super().__init__(feature=shared, subsets=subsets, subset_size=subset_size,
+                             reset_real_features=reset_real_features, **kwargs)
+        self.seed = seed
+        self.to(shared.device)  # the state where the features are
 
+    def set_reference(self, reference: ReferenceStatistics) -> None:
+        """Make the reference's ``features`` ``[N, D]`` the real side (on the first process only)."""
+        if reference.features is None:
+            raise ValueError("the reference holds no features, which KID needs: write it with features "
+                             "(nidiff fid-ref --with-features)")
+        features = as_features(reference.features, "reference features")
+        if not holds_reference(self.process_group):
+            features = features[:0]  # an empty entry: every process gathers the same number
+        where = "cpu" if self.compute_on_cpu else self.device
+        self.real_features = [features.to(where)]
 
-def kid_from_features(
-    features1: Tensor | np.ndarray,  # [N1, D], e.g. the reference (real) features
-    features2: Tensor | np.ndarray,  # [N2, D], e.g. the samples' features
-    subsets: int = 100,              # number of random subsets
-    subset_size: int = 1000,         # vectors per subset, from each set
-    degree: int = 3,                 # kernel degree
-    gamma: float | None = None,      # kernel scale; None: 1 / D
-    coef: float = 1.0,               # kernel offset
-    seed: int = 0,                   # seeds the subset draws
-) -> tuple[float, float]:
-    """KID ``(mean, std)`` over subsets between two sets of feature vectors."""
-    x = as_features(features1, "features1")
-    y = as_features(features2, "features2").to(x.device)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"feature sizes differ: {x.shape[1]} and {y.shape[1]}")
-    if subsets < 1 or subset_size < 2:
-        raise ValueError(f"need subsets >= 1 and subset_size >= 2, got {subsets} and {subset_size}")
-    if subset_size > min(len(x), len(y)):
-        raise ValueError(
-            f"subset_size={subset_size} exceeds the smaller set ({len(x)} and {len(y)} vectors); "
-            f"pass a smaller subset_size or more features"
-        )
-    generator = torch.Generator().manual_seed(seed)
-    values = []
-    for _ in range(subsets):
-        xs = x[torch.randperm(len(x), generator=generator)[:subset_size].to(x.device)]  # [m, D]
-        ys = y[torch.randperm(len(y), generator=generator)[:subset_size].to(y.device)]  # [m, D]
-        k_xx = polynomial_kernel(xs, xs, degree, gamma, coef)
-        k_yy = polynomial_kernel(ys, ys, degree, gamma, coef)
-        k_xy = polynomial_kernel(xs, ys, degree, gamma, coef)
-        values.append(mmd2_unbiased(k_xx, k_xy, k_yy))
-    kid = torch.stack(values)
-    return float(kid.mean()), float(kid.std(correction=0))
+    def features(self, real: bool = True) -> Tensor:
+        """The float64 features ``[N, D]`` of one side (all processes')."""
+        with self.sync_context():
+            kept = self.real_features if real else self.fake_features
+            return dim_zero_cat(kept) if kept else torch.empty(0, self.inception.num_features, dtype=torch.float64)
+
+    def compute(self) -> tuple[Tensor, Tensor]:
+        """KID ``(mean, std)`` over ``subsets`` seeded subsets (float64 scalar tensors)."""
+        sizes = [sum(len(f) for f in side) for side in (self.real_features, self.fake_features)]
+        if min(sizes) < self.subset_size:
+            raise ValueError(
+                f"subset_size={self.subset_size} exceeds the smaller side ({sizes[0]} real and {sizes[1]} "
+                f"fake feature vectors); pass a smaller subset_size or more images"
+            )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return super().compute()

@@ -15,6 +15,11 @@ TTUR use, so those tools read it too; optionally ``features`` (float32 ``[N, D]`
 | ``resize``         | resize method, e.g. ``"tf1-bilinear-299"``                     |
 | ``nidiff_version`` | nidiff version that wrote the file (filled in)                 |
 
+In a metric (:class:`~nidiff.metrics.FID`, :class:`~nidiff.metrics.KID`) a reference is the real
+side of the state: ``mu``, ``sigma`` and ``num_images`` become FID's sums, ``features`` KID's real
+features. In a distributed run only the first process holds it (:func:`holds_reference`), since the
+synchronisation adds up (FID) or gathers (KID) the states of all processes.
+
 Files are written atomically (a temporary file beside the target, then a rename) and never replace
 an existing file unless ``overwrite=True``. A file written by nidiff also holds ``sha256``, a digest
 of its other arrays, checked when it is read: a damaged file is refused rather than compared
@@ -31,15 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import nidiff
 from nidiff.atomic import atomic_write
-from nidiff.metrics.statistics import FeatureStatistics
 
 __all__ = [
     "PROTOCOL_FIELDS",
     "ReferenceStatistics",
     "check_protocol",
+    "holds_reference",
     "load_reference",
     "save_reference",
 ]
@@ -52,12 +58,24 @@ PROTOCOL_FIELDS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class ReferenceStatistics:
-    """The contents of a reference ``.npz``: ``mu``, ``sigma`` (float64), protocol, features."""
+    """Statistics of one set of features: ``mu`` ``[D]``, ``sigma`` ``[D, D]`` (float64), the
+    number of images ``count``, optionally the ``features`` ``[N, D]`` and the file's protocol."""
 
     mu: np.ndarray
     sigma: np.ndarray
     protocol: dict[str, object] = field(default_factory=dict)
     features: np.ndarray | None = None
+    count: int | None = None  # a file's num_images; None when it does not say
+
+
+def holds_reference(process_group: object = None) -> bool:
+    """Whether this process puts a loaded reference into a metric's state: the first process of a
+    distributed run (of ``process_group``), or the only one."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return True
+    return dist.get_rank(process_group) == 0
 
 
 def check_protocol(
@@ -78,18 +96,19 @@ def check_protocol(
 
 def save_reference(
     path: str | os.PathLike,
-    stats: FeatureStatistics,
+    stats: ReferenceStatistics,              # mu, sigma, count; features too if not None
     protocol: Mapping[str, object],          # dataset, split, network, weights_sha256, resize, ...
     overwrite: bool = False,                 # replace an existing file
-    with_features: bool = False,             # also store the features (they must have been kept)
 ) -> Path:
-    """Write ``stats`` with its protocol to ``path``; returns ``path``.
+    """Write ``stats`` (e.g. ``FID.statistics()``) with ``protocol`` to ``path``; returns ``path``.
 
-    ``num_images`` and ``nidiff_version`` are filled in (a given ``num_images`` must equal the
-    count); the other fields of :data:`PROTOCOL_FIELDS` except ``dataset_path`` are required.
-    Raises ``FileExistsError`` if ``path`` exists and ``overwrite`` is False.
+    ``protocol`` adds to (and overrides) ``stats.protocol``. ``num_images`` and ``nidiff_version``
+    are filled in (a given ``num_images`` must equal ``stats.count``); the other fields of
+    :data:`PROTOCOL_FIELDS` except ``dataset_path`` are required. ``features`` are stored as
+    float32. Raises ``FileExistsError`` if ``path`` exists and ``overwrite`` is False.
     """
     path = Path(path).expanduser()
+    protocol = {**stats.protocol, **protocol}
     unknown = sorted(set(protocol) - set(PROTOCOL_FIELDS))
     required = ("dataset", "split", "network", "weights_sha256", "resize")
     missing = [k for k in required if k not in protocol]
@@ -98,6 +117,8 @@ def save_reference(
             f"protocol for {path}: missing field(s) {missing}, unknown field(s) {unknown}; "
             f"expected the fields {list(PROTOCOL_FIELDS)}"
         )
+    if stats.count is None:
+        raise ValueError("the statistics' image count is unknown: give ReferenceStatistics(count=N)")
     if "num_images" in protocol and protocol["num_images"] != stats.count:
         raise ValueError(
             f"protocol num_images={protocol['num_images']} but the statistics count {stats.count}"
@@ -105,13 +126,13 @@ def save_reference(
     filled = {"num_images": stats.count, "nidiff_version": nidiff.__version__}
     full = {"dataset_path": "", **protocol, **filled}
     full = {k: full[k] for k in PROTOCOL_FIELDS}
-    arrays = {"mu": stats.mean, "sigma": stats.cov, "protocol": np.array(json.dumps(full))}
-    if with_features:
-        arrays["features"] = stats.features.numpy()
+    arrays = {"mu": np.asarray(stats.mu, dtype=np.float64), "sigma": np.asarray(stats.sigma, dtype=np.float64),
+              "protocol": np.array(json.dumps(full))}
+    if stats.features is not None:
+        arrays["features"] = np.asarray(torch.as_tensor(stats.features).float().cpu())
     arrays["sha256"] = np.array(_digest(arrays))
     return atomic_write(path, lambda f: np.savez(f, **arrays), overwrite,
                         f"{path} exists; pass overwrite=True to replace it")
-
 
 
 def load_reference(
@@ -143,10 +164,15 @@ def load_reference(
             sigma=data["sigma"].astype(np.float64),
             protocol=protocol,
             features=data.get("features"),
+            count=_count(protocol.get("num_images")),
         )
     if expect:
         check_protocol(ref.protocol, expect, str(path))
     return ref
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _digest(arrays: Mapping[str, np.ndarray]) -> str:
