@@ -14,7 +14,8 @@ the paper's blurring schedule (``sigma_B,max = 20``, which at 4x4 blurs 64 times
 Documented step counts (the smallest of 5, 8, 10, 12, 15, 20, 25, 30, 35, 40, 50, 60, 70, 80, 100,
 120, 150, 200, 250, 300, 400, 500, ... passing the exact-moment check for all three bases):
 DDIM (eta = 0) 500 steps on the log-SNR grid, DPM-Solver-2 35 steps (70 evaluations) on the
-log-SNR grid, Heun 70 steps (140 evaluations) on the log-SNR grid; ancestral 1000 uniform steps.
+log-SNR grid, Heun 70 steps (140 evaluations) on the log-SNR grid, DPM-Solver++(2M) 60 steps on the
+log-SNR grid, UniPC (order 3) 30 steps on the angle grid; ancestral 1000 uniform steps.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from nidiff.sampling import (
     StaticClip,
     XClip,
     ancestral,
+    angle_grid,
     logsnr_grid,
     logsnr_midpoints,
     logsnr_summary,
@@ -51,6 +53,8 @@ STEPS = {  # sampler: (grid, steps) documented above
     "ddim": (logsnr_grid, 500),
     "dpm2": (logsnr_grid, 35),
     "heun": (logsnr_grid, 70),
+    "dpmpp": (logsnr_grid, 60),
+    "unipc": (angle_grid, 30),
 }
 STD_ALLOWANCE, MEAN_ALLOWANCE = 0.02, 0.01
 SAMPLERS = nidiff.list_samplers()  # every test below that takes a sampler name runs over all of them
@@ -89,7 +93,7 @@ def _moment_errors(problem, sampler, times, **kw):
 
 
 @pytest.mark.parametrize("basis", BASES)
-@pytest.mark.parametrize("name", ["ddim", "dpm2", "heun"])
+@pytest.mark.parametrize("name", ["ddim", "dpm2", "heun", "dpmpp", "unipc"])
 def test_deterministic_samplers_match_the_exact_flow(name, basis):
     problem = gaussian_problem(basis)
     grid, steps = STEPS[name]
@@ -299,7 +303,7 @@ class TestBadInput:
         assert isinstance(nidiff.build_sampler("dpm2"), nidiff.sampling.DPMSolver2)
         with pytest.raises(UnknownNameError, match="Known samplers: " + ", ".join(SAMPLERS)):
             nidiff.build_sampler("euler")
-        with pytest.raises(UnknownNameError, match="Known grids: logsnr"):
+        with pytest.raises(UnknownNameError, match="Known grids: " + ", ".join(nidiff.list_grids())):
             SamplingPlan("ddim", 10, grid="cosine")
 
     def test_bad_options(self):
