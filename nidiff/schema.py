@@ -93,7 +93,7 @@ class SampleConfig:
     n: int = _f(64, "images in a grid")
     sampler: str = _f("ancestral", "a registered sampler (nidiff.list_samplers())")
     steps: int = _f(1000, "sampler steps")
-    grid: str = _f("uniform", "time grid: uniform or logsnr")
+    grid: str = _f("uniform", "time grid: uniform, logsnr or angle (see nidiff list grids)")
     options: Dict[str, Any] = _f({}, "the sampler's options, e.g. {eta: 0.5} for ddim")
     seed: int = _f(0, "fixed noise, so grids are comparable across steps")
     x_clip: Optional[str] = _f(None, "null (the paper leaves clipping open, A.1), static or dynamic")

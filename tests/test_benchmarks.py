@@ -1,7 +1,7 @@
 """The benchmarks still run: tiny size on the CPU, each in its own process, as a user runs them.
 
-Only that they run and print their tables is checked, never a time. diffusers is not a test
-dependency: where it is not installed, its rows are skipped and the scripts say so.
+Only that they run and print their tables is checked, never a time. diffusers is optional (the test
+extra installs it): where it is not installed, its rows are skipped and the scripts say so.
 """
 
 from __future__ import annotations
@@ -43,3 +43,10 @@ def test_train_and_sample_throughput_print_their_tables(tmp_path):
 def test_device_check_passes_on_the_cpu():
     out = bench("check_device.py", "--device", "cpu", "--size", "tiny", "--steps", "2").stdout
     assert "device check: all passed" in out and "DCT under bf16 autocast stays float32" in out
+
+
+def test_sampler_accuracy_prints_its_table():
+    out = bench("sampler_accuracy.py", "--problems", "blurring", "--grids", "angle", "--nfe", "5",
+                "--samplers", "ddim,dpm2,unipc").stdout
+    assert "blurring (sigma_blur_max = 20)" in out and "unipc (order=2)" in out and "best at 5 NFE" in out
+    assert "(4)" in out  # dpm2 takes two evaluations per step: 2 steps for a budget of 5

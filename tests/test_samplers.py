@@ -14,7 +14,8 @@ the paper's blurring schedule (``sigma_B,max = 20``, which at 4x4 blurs 64 times
 Documented step counts (the smallest of 5, 8, 10, 12, 15, 20, 25, 30, 35, 40, 50, 60, 70, 80, 100,
 120, 150, 200, 250, 300, 400, 500, ... passing the exact-moment check for all three bases):
 DDIM (eta = 0) 500 steps on the log-SNR grid, DPM-Solver-2 35 steps (70 evaluations) on the
-log-SNR grid, Heun 70 steps (140 evaluations) on the log-SNR grid; ancestral 1000 uniform steps.
+log-SNR grid, Heun 70 steps (140 evaluations) on the log-SNR grid, DPM-Solver++(2M) 60 steps on the
+log-SNR grid, UniPC (order 3) 30 steps on the angle grid; ancestral 1000 uniform steps.
 
 The same checks run on the published processes of docs/literature.md (``tests.gaussian.PUBLISHED``),
 each with its own documented step counts found the same way: EqualSNR (the fitted ``whitened``
@@ -41,6 +42,7 @@ from nidiff.sampling import (
     StaticClip,
     XClip,
     ancestral,
+    angle_grid,
     logsnr_grid,
     logsnr_midpoints,
     logsnr_summary,
@@ -56,6 +58,8 @@ STEPS = {  # sampler: (grid, steps) documented above
     "ddim": (logsnr_grid, 500),
     "dpm2": (logsnr_grid, 35),
     "heun": (logsnr_grid, 70),
+    "dpmpp": (logsnr_grid, 60),
+    "unipc": (angle_grid, 30),
 }
 STD_ALLOWANCE, MEAN_ALLOWANCE = 0.02, 0.01
 SAMPLERS = nidiff.list_samplers()  # every test below that takes a sampler name runs over all of them
@@ -94,7 +98,7 @@ def _moment_errors(problem, sampler, times, **kw):
 
 
 @pytest.mark.parametrize("basis", BASES)
-@pytest.mark.parametrize("name", ["ddim", "dpm2", "heun"])
+@pytest.mark.parametrize("name", ["ddim", "dpm2", "heun", "dpmpp", "unipc"])
 def test_deterministic_samplers_match_the_exact_flow(name, basis):
     problem = gaussian_problem(basis)
     grid, steps = STEPS[name]
@@ -360,7 +364,7 @@ class TestGrids:
 
 def test_docs_example_runs():
     page = (Path(__file__).resolve().parents[1] / "docs" / "sampling.md").read_text()
-    block = re.findall(r"```python\n(.*?)```", page, flags=re.S)[0]
+    block = re.findall(r"```python\n(.*?)```", page, flags=re.S)[0]  # the first; the last is a plugin file
     namespace: dict = {}
     exec(compile(block, "docs/sampling.md", "exec"), namespace)
     assert namespace["x"].shape == (4, 3, 8, 8) and bool(torch.isfinite(namespace["x"]).all())
@@ -371,7 +375,7 @@ class TestBadInput:
         assert isinstance(nidiff.build_sampler("dpm2"), nidiff.sampling.DPMSolver2)
         with pytest.raises(UnknownNameError, match="Known samplers: " + ", ".join(SAMPLERS)):
             nidiff.build_sampler("euler")
-        with pytest.raises(UnknownNameError, match="Known grids: logsnr"):
+        with pytest.raises(UnknownNameError, match="Known grids: " + ", ".join(nidiff.list_grids())):
             SamplingPlan("ddim", 10, grid="cosine")
 
     def test_bad_options(self):
