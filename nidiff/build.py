@@ -20,11 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from nidiff.diffusion import GaussianDiffusion
 from nidiff.fitting import Fitted, needs_fit
 from nidiff.params import ParameterError, check_params
+from nidiff.parametrization import build_parametrization
 from nidiff.registries import BASES, NETS, SCHEDULES
 from nidiff.registry import Registry
 
@@ -87,22 +89,40 @@ def build_diffusion(
 ) -> GaussianDiffusion:
     """The diffusion of a configuration (``basis``, ``schedule``, ``diffusion.parametrization``).
 
-    A basis fitted from data is fitted on ``fit_images()`` (training) or loaded from ``state``, the
-    ``diffusion.*`` entries of a checkpoint's ``state_dict`` (a saved run); one of them is needed.
+    A fitted component (a basis learned from data, ``precond``'s data statistics) is fitted on
+    ``fit_images()`` (training; ``precond`` also on their mirror images when ``data.random_flip``
+    is on, as training sees them) or loaded from ``state``, the ``diffusion.*`` entries of a
+    checkpoint's ``state_dict`` (a saved run); one of them is needed.
     """
     basis = build_component(BASES, config["basis"], "basis")
-    if isinstance(basis, Fitted):
-        basis_state = {k[len("basis."):]: v for k, v in (state or {}).items() if k.startswith("basis.")}
-        if basis_state:
-            basis.load_state_dict(basis_state)
-        elif fit_images is not None:
-            basis.fit(fit_images())
-        if needs_fit(basis):
-            raise ValueError(f"the {type(basis).__name__} must be fitted on training images, and no fitted "
-                             "state was given (is the checkpoint from a run of this basis?)")
+    _fit_or_load(basis, "basis", state, fit_images)
     schedule = build_component(SCHEDULES, config["schedule"], "schedule")
-    parametrization = (config.get("diffusion") or {}).get("parametrization", "eps")
+    options = config.get("diffusion") or {}
+    parametrization = build_parametrization(options.get("parametrization", "eps"), basis,
+                                            data_std=options.get("data_std"))
+    if isinstance(parametrization, Fitted):
+        flip = bool((config.get("data") or {}).get("random_flip", False))
+
+        def mirrored() -> Tensor:
+            images = fit_images()
+            return torch.cat([images, images.flip(-1)]) if flip else images
+
+        _fit_or_load(parametrization, "parametrization", state, None if fit_images is None else mirrored)
     return GaussianDiffusion(basis, schedule, parametrization=parametrization)
+
+
+def _fit_or_load(component: nn.Module, prefix: str, state: Mapping[str, Tensor] | None,
+                 fit_images: Callable[[], Tensor] | None) -> None:
+    if not isinstance(component, Fitted):
+        return
+    own = {k[len(prefix) + 1:]: v for k, v in (state or {}).items() if k.startswith(prefix + ".")}
+    if own:
+        component.load_state_dict(own)
+    elif fit_images is not None and needs_fit(component):
+        component.fit(fit_images())
+    if needs_fit(component):
+        raise ValueError(f"the {type(component).__name__} must be fitted on training images, and no fitted "
+                         f"state was given (is the checkpoint from a run with this {prefix}?)")
 
 
 def build_network(config: Mapping[str, Any]) -> nn.Module:

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from nidiff.bases.base import Basis
-from nidiff.parametrization import PARAMETRIZATIONS, Parametrization
+from nidiff.parametrization import Parametrization, build_parametrization
 from nidiff.noise import Generators, randn
 from nidiff.schedules.base import Schedule
 
@@ -42,7 +42,9 @@ class GaussianDiffusion(nn.Module):
     Args:
         basis: the basis ``u = P^-1 x`` (its eigenvalues feed per-coefficient schedules).
         schedule: gives ``log alpha_t``, ``log sigma_t`` per coefficient.
-        parametrization: what the network predicts, ``"eps"`` (the paper's), ``"x"`` or ``"v"``.
+        parametrization: what the network predicts, ``"eps"`` (the paper's), ``"x"``, ``"v"``, or
+            ``"precond"`` (``nidiff.preconditioning``; its data statistics must then be fitted or
+            loaded); or a built :class:`~nidiff.parametrization.Parametrization`.
         validate_args: check shapes and ranges of ``t`` (costs a host sync on a GPU).
     """
 
@@ -60,7 +62,7 @@ class GaussianDiffusion(nn.Module):
             raise TypeError(f"schedule must be a nidiff Schedule, got {type(schedule).__name__}")
         self.basis = basis
         self.schedule = schedule
-        self.parametrization = _parametrization(parametrization)
+        self.parametrization = _parametrization(parametrization, basis)
         self.validate_args = validate_args
         # eigenvalues as float64, broadcastable to the coefficient shape; schedules are evaluated
         # once per distinct eigenvalue (a DCT has about half as many as coefficients, Haar 3L+1)
@@ -344,12 +346,10 @@ def check_monotone_snr(schedule: Schedule, lam: Tensor, points: int = 513) -> No
         )
 
 
-def _parametrization(p: str | Parametrization) -> Parametrization:
+def _parametrization(p: str | Parametrization, basis: Basis) -> Parametrization:
     if isinstance(p, Parametrization):
         return p
-    if p not in PARAMETRIZATIONS:
-        raise ValueError(f"unknown parametrization {p!r}; known: {', '.join(PARAMETRIZATIONS)}")
-    return PARAMETRIZATIONS[p]()
+    return build_parametrization(p, basis)
 
 
 def _broadcast_shape(lam: Tensor, coeff_shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -5,6 +5,7 @@
 | ``u_t = alpha_t u_x + sigma_t u_eps`` (eq. 21) | coefficient space  |
 | ``u_x_hat = (u_t - sigma_t u_eps_hat) / alpha_t`` (eq. 22) | ``Epsilon.x`` |
 | ``v`` (Salimans & Ho 2022), per coefficient | ``Velocity``          |
+| EDM's preconditioning, per coefficient      | ``Preconditioned`` (``nidiff.preconditioning``) |
 
 All conversions act per coefficient in coefficient space (``u = P^-1 x``); the network's output
 lives in pixel space and is mapped with ``basis.to_coeffs`` first. For ``v`` with a schedule that is
@@ -18,13 +19,20 @@ from abc import ABC, abstractmethod
 
 from torch import Tensor
 
-__all__ = ["Parametrization", "Epsilon", "Data", "Velocity", "PARAMETRIZATIONS"]
+from nidiff.bases.base import Basis
+
+__all__ = ["Parametrization", "Epsilon", "Data", "Velocity", "PARAMETRIZATIONS", "build_parametrization"]
 
 
 class Parametrization(ABC):
     """Maps a network output ``out`` (coefficient space) to ``u_eps_hat`` and ``u_x_hat``."""
 
     name: str
+
+    @classmethod
+    def build(cls, basis: Basis, data_std: float | str | None = None) -> Parametrization:
+        """An instance for ``basis``; ``data_std`` is read by ``precond`` only."""
+        return cls()
 
     @abstractmethod
     def eps(self, u_t: Tensor, out: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
@@ -106,4 +114,13 @@ class Velocity(Parametrization):
         return alpha * self.x(u_t, out, alpha, sigma)
 
 
-PARAMETRIZATIONS: dict[str, type[Parametrization]] = {p.name: p for p in (Epsilon, Data, Velocity)}
+from nidiff.preconditioning import Preconditioned  # noqa: E402  (it subclasses Parametrization)
+
+PARAMETRIZATIONS: dict[str, type[Parametrization]] = {p.name: p for p in (Epsilon, Data, Velocity, Preconditioned)}
+
+
+def build_parametrization(name: str, basis: Basis, data_std: float | str | None = None) -> Parametrization:
+    """The parametrization registered as ``name``, for ``basis`` (``data_std``: see ``Preconditioned``)."""
+    if name not in PARAMETRIZATIONS:
+        raise ValueError(f"unknown parametrization {name!r}; known: {', '.join(PARAMETRIZATIONS)}")
+    return PARAMETRIZATIONS[name].build(basis, data_std=data_std)

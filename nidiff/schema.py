@@ -31,7 +31,9 @@ def _f(default: Any, help: str) -> Any:  # noqa: A002
 
 @dataclass
 class DiffusionConfig:
-    parametrization: str = _f("eps", "what the network predicts: eps (the paper's), x or v")
+    parametrization: str = _f("eps", "what the network predicts: eps (the paper's), x, v or precond (docs/engine.md)")
+    data_std: Any = _f("fit", "precond only: fit (per-coefficient mean and variance of basis_fit_images "
+                              "training images) or one std for every coefficient")
 
 
 @dataclass
@@ -48,6 +50,8 @@ class DataConfig:
     seed: int = _f("${seed}", "seeds the data order and flips")
     download: bool = _f(False, "cifar10: fetch the official tarball (MD5-checked) when missing")
     num_images: int = _f(10_000, "synthetic: how many images")
+    shapes: List[str] = _f(["disc", "rectangle", "stripes"], "synthetic: the kinds of shape drawn")
+    max_shapes: int = _f(3, "synthetic: one to this many shapes per image")
     on_error: str = _f("skip", "unreadable image files: skip (counted, reported) or raise")
 
 
@@ -119,7 +123,8 @@ class TrainConfig:
     name: str = _f("custom", "the run's name: outputs/<name>/<date_time>/")
     seed: int = _f(0, "seeds Python, NumPy, torch and the data order")
     image_shape: List[int] = _f([3, 32, 32], "(C, H, W) of the training images")
-    basis_fit_images: int = _f(10_000, "images a basis fitted from data (pca) is fitted on before training")
+    basis_fit_images: int = _f(10_000, "images a fitted component (a pca basis, precond's statistics) is fitted "
+                                       "on before training")
     matmul_precision: str = _f("highest", "torch.set_float32_matmul_precision (high allows TF32 on GPUs)")
     check_memory: bool = _f(True, "refuse a run whose estimated training memory exceeds the device's; false: try it")
     resume: Optional[str] = _f(None, "a run directory or a .ckpt file to continue from")

@@ -55,14 +55,17 @@ def preflight(cfg: DictConfig, run_dir: Path | None) -> str:
     check_component(SCHEDULES, tree["schedule"], "schedule")
     check_component(NETS, tree["net"], "net")
     SamplingPlan.from_mapping(tree["sample"])
+    # basis and schedule together (SNR monotone per coefficient); the parametrization's name and
+    # data_std are checked by validate_config, and precond's statistics need the data
+    probe = {**tree, "diffusion": {"parametrization": "eps"}}
     if not (isinstance(basis_factory, type) and issubclass(basis_factory, Fitted)):
         if _coefficients(tree) <= _BUILD_LIMIT:  # a larger basis is built after the memory check
-            build_diffusion(tree)
+            build_diffusion(probe)
     if tree.get("check_memory", True):
         _check_memory(tree)
     if not (isinstance(basis_factory, type) and issubclass(basis_factory, Fitted)):
         if _coefficients(tree) > _BUILD_LIMIT:
-            build_diffusion(tree)
+            build_diffusion(probe)
     data = _probe_data(tree["data"])
     if run_dir is not None:
         _check_writable(run_dir)

@@ -25,10 +25,14 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from torch import Tensor
+
 from nidiff.build import build_diffusion, build_network, migrate_config
 from nidiff.checkpoints import AtomicCheckpointIO, newest_loadable, remove_stale_temps, safe_load, scan
 from nidiff.data import ImageDataModule
+from nidiff.fitting import Fitted
 from nidiff.params import check_params
+from nidiff.registries import BASES
 from nidiff.training.callbacks import RNGState, SampleGrid, StepCheckpoint
 from nidiff.training.guard import NonFiniteError, NonFiniteGuard
 from nidiff.training.logs import run_loggers
@@ -58,12 +62,21 @@ def build_module(cfg: DictConfig, datamodule: ImageDataModule | None = None) -> 
     network, optimizer settings, EMA and the non-finite guard, all from the configuration."""
     config = OmegaConf.to_container(cfg, resolve=True)
 
-    def fit_images():
+    cache: list[Tensor] = []
+
+    def fit_images() -> Tensor:  # read once, for the basis and the parametrization alike
         if datamodule is None:
-            raise ValueError(f"basis {config['basis']['name']!r} must be fitted on data, but no data module was given")
-        images = datamodule.fit_images(cfg.basis_fit_images)
-        _say(f"nidiff: fitting the basis {config['basis']['name']!r} on {images.shape[0]} training images")
-        return images
+            raise ValueError("this configuration fits a component on training images (a basis learned from data, "
+                             "precond's statistics), but no data module was given")
+        if not cache:
+            cache.append(datamodule.fit_images(cfg.basis_fit_images))
+            basis = BASES.get(config["basis"]["name"])
+            parts = [f"the basis {config['basis']['name']!r}"] if isinstance(basis, type) and issubclass(basis, Fitted) else []
+            if (config.get("diffusion") or {}).get("parametrization") == "precond":
+                parts.append("per-coefficient data statistics (precond)")
+            what = " and ".join(parts)
+            _say(f"nidiff: fitting {what} on {cache[0].shape[0]} training images")
+        return cache[0]
 
     diffusion = build_diffusion(config, fit_images=fit_images)
     return DiffusionModule(

@@ -25,6 +25,7 @@ __all__ = ["MAY_CHANGE_ON_RESUME", "POLICIES", "PRECISION_NAMES", "validate_conf
 POLICIES: tuple[str, ...] = ("skip", "stop")  # nonfinite.policy (nidiff.training.guard)
 PRECISION_NAMES: tuple[str, ...] = ("32", "32-true", "bf16", "bf16-mixed")  # nidiff.training.step.PRECISIONS
 X_CLIP_NAMES: tuple[str, ...] = ("static", "dynamic")  # nidiff.sampling.clipping.X_CLIPS
+PARAMETRIZATION_NAMES: tuple[str, ...] = ("eps", "x", "v", "precond")  # nidiff.parametrization.PARAMETRIZATIONS
 FLOAT32_MAX = 3.4028234663852886e38
 
 # dotted prefixes of the fields a resumed run may set differently from the saved one
@@ -107,8 +108,11 @@ def validate_config(cfg: DictConfig) -> None:
     scale = OmegaConf.select(cfg, "sample.scale")
     need(_is_int(scale) and scale >= 0, "sample.scale", "an integer >= 0 (0: automatic)")
     need(OmegaConf.select(cfg, "nonfinite.policy") in POLICIES, "nonfinite.policy", f"one of {', '.join(POLICIES)}")
-    need(OmegaConf.select(cfg, "diffusion.parametrization") in ("eps", "x", "v"), "diffusion.parametrization",
-         "one of eps, x, v")
+    need(OmegaConf.select(cfg, "diffusion.parametrization") in PARAMETRIZATION_NAMES, "diffusion.parametrization",
+         f"one of {', '.join(PARAMETRIZATION_NAMES)}")
+    data_std = OmegaConf.select(cfg, "diffusion.data_std", default="fit")
+    need(data_std == "fit" or (_number(data_std) and 0 < data_std < math.inf), "diffusion.data_std",
+         "fit (per-coefficient statistics of the training images) or a number > 0")
     if problems:
         raise ValueError("invalid configuration: " + "; ".join(problems))
 
