@@ -1,4 +1,4 @@
-"""Shared fixtures: a factory that builds any registered basis ready for use."""
+"""Shared fixtures: a factory that builds any registered basis ready for use, and one thread."""
 
 from __future__ import annotations
 
@@ -43,3 +43,13 @@ def basis_factory():
 
 # Tests work on tiny tensors: one thread avoids oversubscribing the two cores of CI machines.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: intra-op threads only add overhead (and contention on a shared machine). Use
+    with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

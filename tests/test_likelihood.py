@@ -42,12 +42,7 @@ BASES = ["identity", "dct", "haar"]
 BITS = 1.0 / math.log(2.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 
 def _snr(problem: GaussianProblem, t: float) -> torch.Tensor:

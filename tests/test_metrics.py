@@ -325,3 +325,30 @@ def test_reference_is_never_overwritten_silently(tmp_path):
         save_reference(tmp_path / "bad.npz", other, {"dataset": "toy"})
     with pytest.raises(ValueError, match="count"):
         save_reference(tmp_path / "bad.npz", ReferenceStatistics(mu=other.mu, sigma=other.sigma), PROTOCOL)
+
+
+# ---------------------------------------------------------------- band statistics of samples
+
+
+def test_band_statistics_closed_forms():
+    """Constant images put all their energy in the DC coefficient (N * colour)."""
+    from nidiff.metrics import band_statistics
+
+    colours = torch.tensor([[0.5, -0.5, 0.0], [-0.5, 0.5, 0.0]]).double()  # [2, 3]
+    x = colours[:, :, None, None].expand(2, 3, 16, 16)
+    stats = band_statistics(x)
+    assert stats["mean_colour_std"] == pytest.approx(float(colours.flatten().std()))
+    # 2x2 low block of 3 channels: only the DC of each carries 16 * colour
+    assert stats["low_rms"] == pytest.approx(math.sqrt((16 * colours).pow(2).sum().item() / (2 * 3 * 4)))
+    assert stats["high_rms"] == pytest.approx(0.0, abs=1e-12)
+    assert (stats["min"], stats["max"]) == (-0.5, 0.5)
+    # random images: the bands against scipy's orthonormal DCT-II
+    import scipy.fft
+
+    y = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    u = torch.from_numpy(scipy.fft.dctn(y.numpy(), axes=(-2, -1), norm="ortho"))
+    stats = band_statistics(y)
+    assert stats["low_rms"] == pytest.approx(u[..., :2, :2].pow(2).mean().sqrt().item(), rel=1e-12)
+    assert stats["high_rms"] == pytest.approx(u[..., 8:, 8:].pow(2).mean().sqrt().item(), rel=1e-12)
+    with pytest.raises(ValueError, match="square"):
+        band_statistics(torch.zeros(2, 3, 8, 4))

@@ -27,12 +27,7 @@ from nidiff.sampling.exponential import exp_moments, integrate
 from nidiff.sampling.gaussian_check import check_variance, gaussian_check
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 
 @pytest.fixture(scope="module")

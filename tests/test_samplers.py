@@ -69,13 +69,7 @@ def test_every_registered_sampler_has_documented_step_counts():
     assert sorted(STEPS) == SAMPLERS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add overhead (and contention on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 
 def _diffusion(schedule: str) -> nidiff.GaussianDiffusion:

@@ -34,6 +34,7 @@ from nidiff.metrics.reference import (
     save_reference,
 )
 from nidiff.metrics.resize import tf1_bilinear_resize
+from nidiff.metrics.spectrum import band_statistics
 
 __all__ = [
     "FID",
@@ -42,6 +43,7 @@ __all__ = [
     "ReferenceStatistics",
     "SharedFeatures",
     "accumulate",
+    "band_statistics",
     "against_reference",
     "cache_dir",
     "check_protocol",
