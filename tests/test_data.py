@@ -304,6 +304,19 @@ def test_synthetic_is_a_function_of_seed_and_index():
     assert set(labels.tolist()) <= {0, 1, 2} and images.float().std() > 30
 
 
+def test_synthetic_subsets_of_shapes():
+    """The defaults are the full set; a subset draws only its kinds, a given count at most."""
+    full, _ = synthetic_images(8, 16, seed=1)
+    assert torch.equal(synthetic_images(8, 16, 1, ("disc", "rectangle", "stripes"), 3)[0], full)
+    _, labels = synthetic_images(200, 16, 0, ("rectangle",), 1)
+    assert set(labels.tolist()) == {1}
+    images = SyntheticImages(50, 16, shapes=["disc", "rectangle"], max_shapes=2)
+    assert {images[i][1] for i in range(50)} == {0, 1}
+    for bad in ({"shapes": ["square"]}, {"shapes": []}, {"shapes": ["disc", "disc"]}, {"max_shapes": 0}):
+        with pytest.raises(ValueError, match="shapes"):
+            synthetic_images(2, 8, **bad)
+
+
 def test_to_float_mapping_and_flips():
     x = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
     y = to_float(x)

@@ -26,12 +26,7 @@ SHAPE = (2, 4, 4)
 TIMES = (0.02, 0.3, 0.6, 0.9, 1.0)  # 0.9 and 1.0: high frequencies at the d_min floor
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 
 def _gaussian(seed: int = 0, shape=SHAPE, sigma_blur_max: float = 20.0):

@@ -69,7 +69,8 @@ def _test_images(data: DictConfig, n: int, batch_size: int) -> tuple[Iterator[Te
 
     batches, total, _ = image_batches(
         dataset=data.dataset, root=data.root, path=data.path, image_size=data.image_size, split="test",
-        batch_size=batch_size, limit=n, seed=data.seed, num_images=data.num_images,
+        batch_size=batch_size, limit=n, seed=data.seed, num_images=data.num_images, shapes=data.shapes,
+        max_shapes=data.max_shapes,
     )
     return batches, total
 

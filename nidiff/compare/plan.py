@@ -20,7 +20,7 @@ from nidiff.config import compose, expand_sweep, search_path, translate_override
 __all__ = ["Plan", "make_plan"]
 
 # data fields that decide which images a computed FID reference holds
-_REFERENCE_DATA = ("dataset", "root", "path", "image_size", "seed", "num_images")
+_REFERENCE_DATA = ("dataset", "root", "path", "image_size", "seed", "num_images", "shapes", "max_shapes")
 # Hydra settings that nidiff compare owns: where and under which names the jobs go
 _OWNED = ("hydra.sweep", "hydra.job.config.override_dirname", "hydra.mode")
 

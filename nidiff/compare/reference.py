@@ -28,6 +28,7 @@ def prepare_reference(data: DictConfig, options: CompareOptions, extractor: Ince
         batches, total, what = image_batches(
             dataset=data.dataset, root=data.root, path=data.path, image_size=data.image_size, split="train",
             batch_size=options.batch_size, limit=options.ref_images, seed=data.seed, num_images=data.num_images,
+            shapes=data.shapes, max_shapes=data.max_shapes,
         )
         if options.ref_images is not None and total < options.ref_images:
             raise ValueError(f"compare.ref_images={options.ref_images}, but the training split holds {total} "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from nidiff.data.cifar10 import default_root
 from nidiff.data.sources import DATASETS
+from nidiff.data.synthetic import SHAPES
 
 __all__ = ["image_batches"]
 
@@ -28,6 +29,8 @@ def image_batches(
     num_images: int = 10_000,
     on_error: str = "skip",
     download: bool = False,
+    shapes: Sequence[str] = SHAPES,
+    max_shapes: int = 3,
 ) -> tuple[Iterator[Tensor], int, str]:
     """``(batches, count, description)``: uint8 ``[B, 3, S, S]`` batches in the data set's order,
     the first ``limit`` images (all when ``None``), no augmentation."""
@@ -39,7 +42,7 @@ def image_batches(
         root=Path(root).expanduser() if root else default_root(),
         path=Path(path).expanduser() if path else None,
         image_size=image_size, split=split, seed=seed, num_images=num_images, on_error=on_error,
-        download=download,
+        download=download, shapes=shapes, max_shapes=max_shapes,
     )
     if isinstance(source, Dataset):
         total = len(source) if limit is None else min(limit, len(source))

@@ -16,6 +16,7 @@ same order and flips as an uninterrupted run. Every batch is full (``drop_last``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -30,6 +31,7 @@ from nidiff.data.encoded import ON_ERROR, EncodedImages
 from nidiff.data.memory import TensorImages, keep_batch
 from nidiff.data.sampler import EpochSampler, ResumableLoader
 from nidiff.data.sources import DATASETS, SPLITS
+from nidiff.data.synthetic import SHAPES
 from nidiff.data.transforms import Mirrored
 
 __all__ = ["ImageDataModule"]
@@ -57,6 +59,8 @@ class ImageDataModule(L.LightningDataModule):
         seed: int = 0,                       # order and flips are a function of (seed, epoch)
         download: bool = False,              # cifar10: fetch the tarball if it is missing
         num_images: int = 10_000,            # synthetic: how many images
+        shapes: Sequence[str] = SHAPES,      # synthetic: the kinds of shape drawn
+        max_shapes: int = 3,                 # synthetic: one to this many shapes per image
         on_error: str = "skip",              # unreadable files: "skip" (report once) or "raise"
     ) -> None:
         super().__init__()
@@ -79,6 +83,7 @@ class ImageDataModule(L.LightningDataModule):
         self.random_flip, self.on_gpu = bool(random_flip), bool(on_gpu)
         self.split, self.seed = split, seed
         self.download, self.num_images, self.on_error = bool(download), num_images, on_error
+        self.shapes, self.max_shapes = tuple(shapes), max_shapes
         self.dataset: TensorImages | Mirrored | None = None  # what the loader serves
         self.source: str = ""  # what was loaded, in words
 
@@ -93,7 +98,7 @@ class ImageDataModule(L.LightningDataModule):
             images, self.source = DATASETS[self.dataset_name](
                 root=self.root, path=self.path, image_size=self.image_size, split=self.split,
                 seed=self.seed, num_images=self.num_images, on_error=self.on_error,
-                download=self.download,
+                download=self.download, shapes=self.shapes, max_shapes=self.max_shapes,
             )
             if self.on_gpu and isinstance(images, EncodedImages):
                 images = images.decode_all(self.num_workers)

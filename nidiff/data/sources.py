@@ -24,7 +24,7 @@ A ``path`` folder holding ``<split>.zip`` or a ``<split>/`` folder (like
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from nidiff.data.cifar10 import find_cifar10, load_cifar10
 from nidiff.data.folder import ImageFolder
 from nidiff.data.lsun import LSUNImages
-from nidiff.data.synthetic import synthetic_images
+from nidiff.data.synthetic import SHAPES, synthetic_images
 
 __all__ = ["DATASETS", "ImageSource", "SPLITS", "probe"]
 
@@ -69,9 +69,12 @@ def _lsun(*, path: Path | None, image_size: int, on_error: str, **_: Any) -> Ima
     return images, f"LSUN: {len(images)} images from {path}"
 
 
-def _synthetic(*, image_size: int, num_images: int, seed: int, **_: Any) -> ImageSource:
-    return (synthetic_images(num_images, image_size, seed),
-            f"{num_images} synthetic {image_size}x{image_size} images (seed {seed})")
+def _synthetic(*, image_size: int, num_images: int, seed: int, path: Path | None = None,
+               shapes: Sequence[str] = SHAPES, max_shapes: int = 3, **_: Any) -> ImageSource:
+    _no_path_for_synthetic(path)
+    kinds = "" if (tuple(shapes), max_shapes) == (SHAPES, 3) else f", {' and '.join(shapes)}, at most {max_shapes}"
+    return (synthetic_images(num_images, image_size, seed, shapes, max_shapes),
+            f"{num_images} synthetic {image_size}x{image_size} images (seed {seed}{kinds})")
 
 
 def _auto(*, root: Path, path: Path | None, **kw: Any) -> ImageSource:
@@ -81,9 +84,15 @@ def _auto(*, root: Path, path: Path | None, **kw: Any) -> ImageSource:
         return _tag("folder", _folder(path=path, **kw))
     if find_cifar10(root) is not None:
         return _tag("cifar10", _cifar10(root=root, **kw))
-    images, what = _synthetic(**kw)
+    images, what = _synthetic(path=None, **kw)
     why = f"no data.path given and no CIFAR-10 under {root}"
     return images, f"dataset=auto picked synthetic: {why}; {what}"
+
+
+def _no_path_for_synthetic(path: Path | None) -> None:
+    if path is not None:
+        raise ValueError(f"data.path={path} is given, but data.dataset=synthetic draws its images and reads no "
+                         f"files: add data.dataset=folder (or auto) to train on {path}")
 
 
 def _tag(name: str, source: ImageSource) -> ImageSource:
@@ -113,6 +122,7 @@ def probe(dataset: str, *, root: Path, path: Path | None, image_size: int, split
         else:
             dataset = "cifar10" if find_cifar10(root) is not None else "synthetic"
     if dataset == "synthetic":
+        _no_path_for_synthetic(path)
         return "synthetic images"
     if dataset == "cifar10":
         if image_size != 32:

@@ -26,6 +26,7 @@ API_MODULES = (
     "nidiff.schedules",
     "nidiff.diffusion",
     "nidiff.parametrization",
+    "nidiff.preconditioning",
     "nidiff.sampling",
     "nidiff.runs",
     "nidiff.build",
