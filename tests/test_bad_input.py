@@ -188,6 +188,16 @@ def test_resume_with_another_configuration_lists_the_fields(tmp_path, capsys, fi
     assert code == 0, err
 
 
+def test_fields_added_since_a_run_was_saved_resume_at_their_defaults():
+    """A run saved before ``diffusion.data_std`` existed trained as if at its default: resumable."""
+    from nidiff.training.validate import resume_differences
+
+    now = {"diffusion": {"parametrization": "eps", "data_std": "fit"}, "data": {"max_shapes": 3}}
+    assert resume_differences({"diffusion": {"parametrization": "eps"}}, now) == []
+    assert resume_differences({"diffusion": {"parametrization": "eps"}},
+                              {**now, "data": {"max_shapes": 2}}) == ["data.max_shapes: saved '<absent>', now 2"]
+
+
 def test_corrupt_checkpoint(tmp_path, capsys, finished_run):
     run_dir, args = finished_run
     last = run_dir / "checkpoints" / "last.ckpt"

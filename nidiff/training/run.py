@@ -25,8 +25,6 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from torch import Tensor
-
 from nidiff.build import build_diffusion, build_network, migrate_config
 from nidiff.checkpoints import AtomicCheckpointIO, newest_loadable, remove_stale_temps, safe_load, scan
 from nidiff.data import ImageDataModule
@@ -62,9 +60,9 @@ def build_module(cfg: DictConfig, datamodule: ImageDataModule | None = None) -> 
     network, optimizer settings, EMA and the non-finite guard, all from the configuration."""
     config = OmegaConf.to_container(cfg, resolve=True)
 
-    cache: list[Tensor] = []
+    cache: list[torch.Tensor] = []
 
-    def fit_images() -> Tensor:  # read once, for the basis and the parametrization alike
+    def fit_images() -> torch.Tensor:  # read once, for the basis and the parametrization alike
         if datamodule is None:
             raise ValueError("this configuration fits a component on training images (a basis learned from data, "
                              "precond's statistics), but no data module was given")

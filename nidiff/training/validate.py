@@ -11,6 +11,7 @@ compare by value whatever their spelling (``32`` and ``"32"``, ``20`` and ``20.0
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -148,6 +149,13 @@ def _same(a: Any, b: Any) -> bool:
     return False
 
 
+@functools.cache
+def _schema_defaults() -> dict[str, Any]:
+    from nidiff.schema import TrainConfig
+
+    return flatten(OmegaConf.to_container(OmegaConf.structured(TrainConfig), resolve=False))
+
+
 def resume_differences(saved: Mapping, current: Mapping) -> list[str]:
     """``"key: saved X, now Y"`` for each field that differs and must not (sorted by key)."""
     old, new = flatten(saved), flatten(current)
@@ -155,6 +163,8 @@ def resume_differences(saved: Mapping, current: Mapping) -> list[str]:
     for key in sorted(set(old) | set(new)):
         if _may_change(key):
             continue
+        if key not in old and _same(new[key], _schema_defaults().get(key, "<absent>")):
+            continue  # a field added since the run was saved, at the default that it trained with
         a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
         if not _same(a, b):
             lines.append(f"{key}: saved {a!r}, now {b!r}")
