@@ -21,7 +21,7 @@ def test_the_readme_snippet_runs_on_a_trained_run(tiny_run):  # noqa: F811
     namespace: dict = {}
     exec(compile(block.replace("outputs/quickstart/RUN", str(tiny_run)), "README.md", "exec"), namespace)
     images, run = namespace["images"], namespace["run"]
-    assert images.shape == (16, 3, 16, 16) and images.dtype == torch.float32 and images.device.type == "cpu"
+    assert images.shape == (16, 3, 32, 32) and images.dtype == torch.float32 and images.device.type == "cpu"
     assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
     assert isinstance(run.diffusion, nidiff.GaussianDiffusion) and not run.net.training
     assert run.step == 2 and run.config["name"] == "quickstart" and run.weights == "ema"
@@ -49,7 +49,7 @@ def test_defaults_and_options(tiny_run):  # noqa: F811
     assert (plan.sampler, plan.steps) == (run.config["sample"]["sampler"], run.config["sample"]["steps"])
     assert run.plan(sampler="ddim", eta=0.5).options == {"eta": 0.5}
     x = run.sample(2, sampler="ddim", steps=3, eta=1.0, x_clip="static")
-    assert x.shape == (2, 3, 16, 16)
+    assert x.shape == (2, 3, 32, 32)
     for bad, message in (({"n": 0}, "positive integer"), ({"n": 2, "sampler": "euler"}, "unknown sampler"),
                          ({"n": 2, "sampler": "ddim", "order": 3}, "takes no parameter 'order'")):
         try:

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -23,6 +25,7 @@ def bench(script: str, *args: str) -> subprocess.CompletedProcess:
     return out
 
 
+@pytest.mark.slow  # both benchmarks end to end
 def test_train_and_sample_throughput_print_their_tables(tmp_path):
     rows = tmp_path / "rows.jsonl"
     common = ("--device", "cpu", "--size", "tiny", "--threads", "1", "--json", str(rows))
@@ -40,6 +43,7 @@ def test_train_and_sample_throughput_print_their_tables(tmp_path):
     assert "nidiff vs diffusers" in report and "dct" in report
 
 
+@pytest.mark.slow  # the GPU script's checks, on the CPU
 def test_device_check_passes_on_the_cpu():
     out = bench("check_device.py", "--device", "cpu", "--size", "tiny", "--steps", "2").stdout
     assert "device check: all passed" in out and "DCT under bf16 autocast stays float32" in out

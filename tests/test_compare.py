@@ -50,6 +50,7 @@ def assert_plot(path: Path) -> None:
     assert image.std() > 5 and (image < 128).mean() > 0.005  # lines and text on white, not blank
 
 
+@pytest.mark.slow  # four trainings and their evaluations; test_literature_recipes runs a smaller compare
 def test_grid_tables_plots_and_rerun(tmp_path, capsys, stand_in_weights):  # noqa: F811
     out = compare(tmp_path, 2, capsys)
     assert out.count(": training") == 2 and "2 of 2 configurations" in out

@@ -6,6 +6,7 @@ import csv
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 from nidiff.data import ImageDataModule
@@ -13,6 +14,7 @@ from nidiff.training.cli import relaunch_argv
 from tests.test_train_cli import TINY, run, write_cifar_like_zip
 
 
+@pytest.mark.slow  # two processes of gloo DDP
 def test_ddp_two_cpu_processes(tmp_path):
     data = write_cifar_like_zip(tmp_path / "images.zip", n=32)
     run_dir = tmp_path / "run"
@@ -30,6 +32,7 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert len(losses) == 2 and all(np.isfinite(losses))
 
 
+@pytest.mark.slow  # two DDP trainings and a resume
 def test_ddp_resume_is_exact_and_processes_draw_their_own_noise(tmp_path):
     """Two processes: 4 steps straight equal 2 steps, then a resume to 4, bit for bit."""
     from tests.test_resume_exact import assert_same_state, losses

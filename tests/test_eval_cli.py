@@ -24,7 +24,7 @@ from tests.test_train_cli import TINY, run
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("run")
-    out = run(["train", "recipe=quickstart", *TINY, "data.dataset=synthetic", "data.num_images=16",
+    out = run(["train", "recipe=quickstart", *TINY, "image_shape=[3,32,32]", "data.dataset=synthetic", "data.num_images=16",
                "trainer.max_steps=2", f"hydra.run.dir={tmp / 'run'}"], tmp)
     assert out.returncode == 0, out.stderr[-3000:]
     return tmp / "run"
@@ -166,8 +166,11 @@ def test_unknown_sampler(tiny_run, tmp_path, capsys):
     assert "invalid choice: 'euler'" in err and "ancestral" in err and "dpm2" in err
 
 
-def test_console_script_help(tmp_path):
-    for cmd in ("sample", "eval", "fid-ref"):
-        out = subprocess.run([str(Path(sys.executable).with_name("nidiff")), cmd, "--help"], capture_output=True,
-                             text=True, timeout=120, cwd=tmp_path)
-        assert out.returncode == 0 and "usage: nidiff " + cmd in out.stdout
+def test_console_script_help(tmp_path, capsys):
+    out = subprocess.run([str(Path(sys.executable).with_name("nidiff")), "sample", "--help"], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)  # the console script, once
+    assert out.returncode == 0 and "usage: nidiff sample" in out.stdout
+    for cmd in ("sample", "eval", "fid-ref"):  # each command's help, in this process
+        with pytest.raises(SystemExit) as exited:
+            main([cmd, "--help"])
+        assert exited.value.code == 0 and "usage: nidiff " + cmd in capsys.readouterr().out

@@ -116,6 +116,7 @@ def test_stop_policy_keeps_the_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
 
 
+@pytest.mark.slow  # two processes of gloo DDP
 def test_ddp_processes_decide_together(tmp_path):
     """NaN on rank 1 only: rank 0 skips too (a finite loss there), and both stop without a hang."""
     data = write_cifar_like_zip(tmp_path / "images.zip", n=32)

@@ -128,6 +128,7 @@ def kill_and_resume(straight, tmp: Path, env: dict, ready, workers: int = 0, del
     return killed_at
 
 
+@pytest.mark.slow  # a training process killed and resumed per kill point: about 30 s each
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_sigkill_then_resume_is_bit_exact(straight, tmp_path, point):
     env, ready = KILL_POINTS[point]
@@ -143,6 +144,7 @@ def test_sigkill_at_a_random_moment(straight, tmp_path, trial):
     kill_and_resume(straight, tmp_path, {}, None, delay=delay)
 
 
+@pytest.mark.slow  # three training processes
 def test_resumed_twice_to_steps_between_checkpoints(straight, tmp_path):
     """3 steps, then to 5, then to N: each end falls between checkpoints and is written from inside its step."""
     data, reference = straight

@@ -31,9 +31,9 @@ MARKER_TEXT = "this file was written by code a run directory named"
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
-    """A real two-step run of the quickstart recipe with a tiny network (trained in this process)."""
+    """A real two-step run of the quickstart recipe at 32x32 (trained in this process)."""
     root = tmp_path_factory.mktemp("trusted")
-    code = main([*train(root, "recipe=quickstart", "data.dataset=synthetic", "data.num_images=16")])
+    code = main([*train(root, "recipe=quickstart", "image_shape=[3,32,32]", "data.dataset=synthetic", "data.num_images=16")])
     assert code == 0
     return root / "run"
 
