@@ -1,11 +1,11 @@
 """A procedural RGB image set, built into the package: runs offline, needs no files.
 
 Each image is a two-colour linear gradient background with one to three shapes on it (a disc, an
-axis-aligned rectangle, or a striped disc), at random positions, sizes and colours; ``shapes`` and
-``max_shapes`` make a simpler set (the quickstart's: discs and rectangles, at most two). Image ``i`` is
-a function of ``(seed, i)`` alone (NumPy's PCG64 seeded with ``[seed, i]``), so any subset, count
-or order gives the same pixels, in every process. Shapes are placed in coordinates relative to the
-image, so the set looks alike at every size. The label is the kind of the first shape
+axis-aligned rectangle, or a striped disc), at random positions, sizes and colours; ``shapes``
+and ``max_shapes`` make a simpler set (the quickstart's: discs and rectangles, at most two). Image
+``i`` is a function of ``(seed, i)`` alone (NumPy's PCG64 seeded with ``[seed, i]``), so any
+subset, count or order gives the same pixels, in every process. Shapes are placed in coordinates
+relative to the image, so the set looks alike at every size. The label is the kind of the first shape
 (0 disc, 1 rectangle, 2 stripes).
 
 It is meant for the quickstart and for tests: structure at several scales (smooth gradients, sharp

@@ -68,8 +68,9 @@ def build_module(cfg: DictConfig, datamodule: ImageDataModule | None = None) -> 
                              "precond's statistics), but no data module was given")
         if not cache:
             cache.append(datamodule.fit_images(cfg.basis_fit_images))
-            basis = BASES.get(config["basis"]["name"])
-            parts = [f"the basis {config['basis']['name']!r}"] if isinstance(basis, type) and issubclass(basis, Fitted) else []
+            name = config["basis"]["name"]
+            fitted_basis = isinstance(BASES.get(name), type) and issubclass(BASES.get(name), Fitted)
+            parts = [f"the basis {name!r}"] if fitted_basis else []
             if (config.get("diffusion") or {}).get("parametrization") == "precond":
                 parts.append("per-coefficient data statistics (precond)")
             what = " and ".join(parts)
