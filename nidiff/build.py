@@ -117,7 +117,11 @@ def _fit_or_load(component: nn.Module, prefix: str, state: Mapping[str, Tensor] 
         return
     own = {k[len(prefix) + 1:]: v for k, v in (state or {}).items() if k.startswith(prefix + ".")}
     if own:
-        component.load_state_dict(own)
+        try:
+            component.load_state_dict(own)
+        except RuntimeError as err:  # shapes or keys that this configuration's component does not have
+            raise ValueError(f"the saved {prefix} state does not fit the run's configuration: "
+                             f"{' '.join(str(err).split())}") from err
     elif fit_images is not None and needs_fit(component):
         component.fit(fit_images())
     if needs_fit(component):

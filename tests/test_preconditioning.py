@@ -182,6 +182,19 @@ class TestBadInput:
             p.fit(torch.zeros(1, 1, 4, 4))
         assert not p.is_fitted
 
+    def test_saved_statistics_of_another_shape_are_refused_with_a_message(self):
+        from nidiff.build import build_diffusion
+
+        config = {"basis": {"name": "dct", "shape": [3, 8, 8]}, "schedule": {"name": "blurring"},
+                  "diffusion": {"parametrization": "precond", "data_std": "fit"}}
+        state = {"parametrization.mean": torch.zeros(3, 4, 4, dtype=torch.float64),
+                 "parametrization.var": torch.ones(3, 4, 4, dtype=torch.float64),
+                 "parametrization.fitted": torch.tensor(True)}
+        with pytest.raises(ValueError, match="saved parametrization state does not fit"):
+            build_diffusion(config, state=state)
+        with pytest.raises(ValueError, match="must be fitted on training images"):
+            build_diffusion(config)  # neither images nor a saved state
+
     def test_registered_by_name(self):
         from nidiff.training.validate import PARAMETRIZATION_NAMES
 
