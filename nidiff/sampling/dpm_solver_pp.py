@@ -41,7 +41,7 @@ from nidiff.registries import register_sampler
 from nidiff.sampling.base import Sampler, SamplerRun
 from nidiff.sampling.exponential import FLAT, exp_moments, exponential_step, scaled_predictions
 
-__all__ = ["DPMSolverPP", "check_order", "multistep_order"]
+__all__ = ["DPMSolverPP", "Multistep", "check_order", "multistep_order"]
 
 ORDERS = (1, 2, 3)
 
@@ -62,8 +62,26 @@ def multistep_order(order: int, run: SamplerRun, i: int, lower_order_final: bool
     return min(order, run.steps - i) if lower_order_final else order
 
 
+class Multistep(Sampler):
+    """What the multistep samplers (``dpmpp``, ``unipc``) share: the order, lower-order final steps,
+    and each step's start, end and newest point ``(l_t, log alpha_t, alpha_t x_hat)``."""
+
+    def __init__(self, order: int, lower_order_final: bool) -> None:
+        self.order = check_order(order)
+        if not isinstance(lower_order_final, bool):
+            raise TypeError(f"lower_order_final must be true or false, got {lower_order_final!r}")
+        self.lower_order_final = lower_order_final
+
+    def newest(self, run: SamplerRun, u: Tensor, i: int) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor],
+                                                                     tuple[Tensor, Tensor, Tensor]]:
+        """``(log alpha_t, log sigma_t)``, the same at ``s``, and the point predicted at ``t``."""
+        d = run.diffusion
+        start, end = d.log_alpha_sigma(run.t(i)), d.log_alpha_sigma(run.s(i))
+        return start, end, (start[0] - start[1], start[0], run.predict(u, run.t(i)).signal)
+
+
 @register_sampler("dpmpp")
-class DPMSolverPP(Sampler):
+class DPMSolverPP(Multistep):
     """DPM-Solver++(kM) per coefficient: ``N`` model evaluations, deterministic; ``order`` k in 1..3."""
 
     def __init__(
@@ -72,23 +90,18 @@ class DPMSolverPP(Sampler):
         coefficients: Literal["exact", "dpmsolver"] = "exact",     # exact integral, or Lu et al.'s
         lower_order_final: bool = True,                             # orders 1 and 2 at the last steps
     ) -> None:
-        self.order = check_order(order)
+        super().__init__(order, lower_order_final)
         if coefficients not in ("exact", "dpmsolver"):
             raise ValueError(
                 f"coefficients must be 'exact' (the exact integral of the interpolating polynomial) or "
                 f"'dpmsolver' (Lu et al.'s, as diffusers), got {coefficients!r}"
             )
         self.coefficients = coefficients
-        if not isinstance(lower_order_final, bool):
-            raise TypeError(f"lower_order_final must be true or false, got {lower_order_final!r}")
-        self.lower_order_final = lower_order_final
 
     def step(self, run: SamplerRun, u: Tensor, i: int) -> Tensor:
-        d = run.diffusion
-        start, end = d.log_alpha_sigma(run.t(i)), d.log_alpha_sigma(run.s(i))
-        pred = run.predict(u, run.t(i))
+        start, end, newest = self.newest(run, u, i)
         history = run.memory.setdefault("history", [])  # newest first: (l_j, log alpha_j, signal_j)
-        history.insert(0, (start[0] - start[1], start[0], pred.signal))
+        history.insert(0, newest)
         del history[self.order :]
         order = multistep_order(self.order, run, i, self.lower_order_final)
         if self.coefficients == "exact" or order == 1:

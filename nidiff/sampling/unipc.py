@@ -40,15 +40,15 @@ from typing import Literal
 from torch import Tensor
 
 from nidiff.registries import register_sampler
-from nidiff.sampling.base import Sampler, SamplerRun
-from nidiff.sampling.dpm_solver_pp import check_order, multistep_order
+from nidiff.sampling.base import SamplerRun
+from nidiff.sampling.dpm_solver_pp import Multistep, multistep_order
 from nidiff.sampling.exponential import exponential_step
 
 __all__ = ["UniPC"]
 
 
 @register_sampler("unipc")
-class UniPC(Sampler):
+class UniPC(Multistep):
     """UniPC per coefficient: ``N`` model evaluations, deterministic; predictor ``order`` p in 1..3."""
 
     def __init__(
@@ -57,22 +57,16 @@ class UniPC(Sampler):
         corrector: Literal["unipc", "adams"] = "unipc",  # p + 1 points (UniC-p) or max(p, 2) (Adams-Moulton)
         lower_order_final: bool = True,                   # predictor orders 1 and 2 at the last steps
     ) -> None:
-        self.order = check_order(order)
+        super().__init__(order, lower_order_final)
         if corrector not in ("unipc", "adams"):
             raise ValueError(
                 f"corrector must be 'unipc' (the new prediction and the p the step was predicted from) or "
                 f"'adams' (the new one and max(p - 1, 1) of them), got {corrector!r}"
             )
         self.corrector = corrector
-        if not isinstance(lower_order_final, bool):
-            raise TypeError(f"lower_order_final must be true or false, got {lower_order_final!r}")
-        self.lower_order_final = lower_order_final
 
     def step(self, run: SamplerRun, u: Tensor, i: int) -> Tensor:
-        d = run.diffusion
-        start, end = d.log_alpha_sigma(run.t(i)), d.log_alpha_sigma(run.s(i))
-        pred = run.predict(u, run.t(i))
-        newest = (start[0] - start[1], start[0], pred.signal)  # (l_t, log alpha_t, alpha_t x_hat)
+        start, end, newest = self.newest(run, u, i)  # newest: (l_t, log alpha_t, alpha_t x_hat)
         memory = run.memory
         history = memory.setdefault("history", [])  # newest first
         if i > 0:  # redo the step that ended here, with the prediction made here
