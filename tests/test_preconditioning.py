@@ -196,7 +196,7 @@ class TestBadInput:
             build_diffusion(config)  # neither images nor a saved state
 
     def test_registered_by_name(self):
-        from nidiff.training.validate import PARAMETRIZATION_NAMES
+        from nidiff.names import PARAMETRIZATION_NAMES
 
         assert tuple(PARAMETRIZATIONS) == PARAMETRIZATION_NAMES  # the torch-free list the CLI checks against
         with pytest.raises(ValueError, match="known: eps, x, v, precond"):

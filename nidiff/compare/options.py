@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from nidiff.sampling.plan import SamplingPlan
+if TYPE_CHECKING:
+    from nidiff.sampling.plan import SamplingPlan
 
 __all__ = ["CURVE_METRICS", "ERRORS", "METRICS", "SIZE_OF", "CompareOptions"]
 
@@ -81,6 +82,8 @@ class CompareOptions:
             problems.append("compare.fid_samples=1 (0 to skip FID and KID, or >= 2: a covariance needs two)")
         if raw["ref_images"] is not None:
             integer("ref_images", 2)
+        from nidiff.sampling.plan import SamplingPlan
+
         plan = None
         try:
             plan = SamplingPlan.from_mapping(raw)

@@ -8,14 +8,14 @@ import os
 from pathlib import Path
 
 from nidiff.atomic import atomic_write_text
-from nidiff.data import DATASETS
+from nidiff.names import DATASET_NAMES
 
 __all__ = ["add_data_arguments", "data_kwargs", "write_json"]
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, split: str = "train") -> None:
     group = parser.add_argument_group("data")
-    group.add_argument("--dataset", default="auto", choices=sorted(DATASETS),
+    group.add_argument("--dataset", default="auto", choices=sorted(DATASET_NAMES),
                        help="data set (default auto: --path if given, else CIFAR-10 under --root)")
     group.add_argument("--path", default=None, help="a folder or .zip of images, or an LSUN lmdb folder")
     group.add_argument("--root", default=None, help="where CIFAR-10 is looked for ($NIDIFF_DATA, else ~/.cache/nidiff)")

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from nidiff.data import image_batches, to_float
-from nidiff.device import pick_device
 from nidiff.evaluation.common import add_data_arguments, data_kwargs, write_json
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["main", "parser", "sample_batches"]
 
@@ -46,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
 
 def sample_batches(path: str | Path, n: int | None, batch_size: int) -> tuple[list[torch.Tensor], int]:
     """uint8 ``[B, 3, H, W]`` batches of the first ``n`` samples of a folder of PNGs or an .npz."""
+    import numpy as np
+    import torch
     from PIL import Image
 
     path = Path(path)
@@ -72,7 +73,9 @@ def sample_batches(path: str | Path, n: int | None, batch_size: int) -> tuple[li
 
 
 def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(argv)  # before the heavy imports: --help and usage errors answer at once
+    from nidiff.device import pick_device
+
     if not args.samples and not args.run:
         raise ValueError("nothing to evaluate: give --samples (FID/KID) and/or --run (bits/dim)")
     if Path(args.out).exists() and not args.overwrite:
@@ -94,6 +97,7 @@ def main(argv: list[str]) -> int:
 
 
 def _fid(args: argparse.Namespace, device: str) -> dict:
+    from nidiff.data import image_batches
     from nidiff.metrics import (InceptionFeatures, accumulate, against_reference, load_reference, reference_statistics,
                                 save_reference)
 
@@ -120,6 +124,9 @@ def _fid(args: argparse.Namespace, device: str) -> dict:
 
 
 def _bits_per_dim(args: argparse.Namespace, device: str) -> dict:
+    import torch
+
+    from nidiff.data import image_batches, to_float
     from nidiff.likelihood import dataset_bits_per_dim
     from nidiff.runs import load_run
 

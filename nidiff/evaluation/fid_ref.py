@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from nidiff.data import image_batches
-from nidiff.device import pick_device
 from nidiff.evaluation.common import add_data_arguments, data_kwargs
 
 __all__ = ["main", "parser"]
@@ -30,9 +28,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     from pathlib import Path
 
+    args = parser().parse_args(argv)  # before the heavy imports: --help and usage errors answer at once
+    from nidiff.data import image_batches
+    from nidiff.device import pick_device
     from nidiff.metrics import InceptionFeatures, reference_statistics, save_reference
 
-    args = parser().parse_args(argv)
     if Path(args.out).exists() and not args.overwrite:
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     batches, total, what = image_batches(batch_size=args.batch_size, **data_kwargs(args))

@@ -14,11 +14,7 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
-
-from nidiff.atomic import atomic_write
-from nidiff.images import save_png, to_uint8
+from nidiff.names import X_CLIP_NAMES, registered
 
 __all__ = ["add_sampling_arguments", "main", "parser", "plan_from_args"]
 
@@ -26,16 +22,13 @@ __all__ = ["add_sampling_arguments", "main", "parser", "plan_from_args"]
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     """``--sampler``, ``--option``, ``--steps``, ``--grid``, ``--x-clip``: one sampling plan; each
     not given is the run's own (its config's ``sample`` settings, those of its training grids)."""
-    import nidiff
-    from nidiff.sampling import X_CLIPS
-
     group = p.add_argument_group("sampling (each not given: the run's own sample.* setting)")
-    group.add_argument("--sampler", choices=nidiff.list_samplers(), help="a registered sampler")
+    group.add_argument("--sampler", choices=registered("sampler"), help="a registered sampler")
     group.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="an option of the sampler, e.g. --option eta=0.5 for ddim; repeat for several")
     group.add_argument("--steps", type=int, help="time steps")
-    group.add_argument("--grid", choices=nidiff.list_grids(), help="time grid")
-    group.add_argument("--x-clip", choices=["none", *sorted(X_CLIPS)], help="clipping of x_hat")
+    group.add_argument("--grid", choices=registered("grid"), help="time grid")
+    group.add_argument("--x-clip", choices=["none", *sorted(X_CLIP_NAMES)], help="clipping of x_hat")
 
 
 def plan_from_args(args: argparse.Namespace, run):
@@ -64,9 +57,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)  # before the heavy imports: --help and usage errors answer at once
+    from tqdm import tqdm
+
+    from nidiff.images import save_png, to_uint8
     from nidiff.runs import load_run
 
-    args = parser().parse_args(argv)
     if args.num_samples < 1 or args.batch_size < 1:
         raise ValueError("--num-samples and --batch-size must be positive")
     loaded = load_run(args.run, device=args.device, weights="net" if args.raw_weights else "ema")
@@ -97,7 +93,10 @@ def main(argv: list[str]) -> int:
 
 def pack_npz(folder: Path, n: int, path: str | os.PathLike) -> Path:
     """All ``n`` PNGs of ``folder`` as one ``uint8 [n, H, W, C]`` array ``samples``, written atomically."""
+    import numpy as np
     from PIL import Image
+
+    from nidiff.atomic import atomic_write
 
     missing = [i for i in range(n) if not (folder / f"{i:06d}.png").is_file()]
     if missing:

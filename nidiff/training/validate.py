@@ -19,14 +19,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nidiff.names import PARAMETRIZATION_NAMES, X_CLIP_NAMES
+
 __all__ = ["MAY_CHANGE_ON_RESUME", "POLICIES", "PRECISION_NAMES", "validate_config", "resume_differences",
            "flatten"]
 
 # kept free of torch, so that a bad configuration is refused before the heavy imports
 POLICIES: tuple[str, ...] = ("skip", "stop")  # nonfinite.policy (nidiff.training.guard)
 PRECISION_NAMES: tuple[str, ...] = ("32", "32-true", "bf16", "bf16-mixed")  # nidiff.training.step.PRECISIONS
-X_CLIP_NAMES: tuple[str, ...] = ("static", "dynamic")  # nidiff.sampling.clipping.X_CLIPS
-PARAMETRIZATION_NAMES: tuple[str, ...] = ("eps", "x", "v", "precond")  # nidiff.parametrization.PARAMETRIZATIONS
 FLOAT32_MAX = 3.4028234663852886e38
 
 # dotted prefixes of the fields a resumed run may set differently from the saved one

@@ -12,36 +12,33 @@
 The command line is ``nidiff viz forward|logsnr|samples`` (:mod:`nidiff.viz.cli`).
 """
 
-from nidiff.viz.checkpoint import (
-    Trajectory,
-    sample_grid_figure,
-    sample_with_trajectory,
-    trajectory_figure,
-)
-from nidiff.viz.forward import DEFAULT_TIMES, forward_strip, forward_tiles, load_image
-from nidiff.viz.logsnr import Bands, band_curves, coefficient_bands, logsnr_figure
-from nidiff.viz.output import check_writable, save_figure
-from nidiff.viz.process import FIGURE1, Process, build_process, parse_process
-from nidiff.viz.strip import strip_figure
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_TIMES",
-    "FIGURE1",
-    "Bands",
-    "Process",
-    "Trajectory",
-    "band_curves",
-    "build_process",
-    "check_writable",
-    "coefficient_bands",
-    "forward_strip",
-    "forward_tiles",
-    "load_image",
-    "logsnr_figure",
-    "parse_process",
-    "sample_grid_figure",
-    "sample_with_trajectory",
-    "save_figure",
-    "strip_figure",
-    "trajectory_figure",
-]
+import importlib
+from typing import Any
+
+# public name -> its module; imported on first use (PEP 562), so that ``nidiff viz --help`` answers
+# without importing torch and matplotlib
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("Trajectory", "sample_grid_figure", "sample_with_trajectory", "trajectory_figure"),
+                    "nidiff.viz.checkpoint"),
+    **dict.fromkeys(("DEFAULT_TIMES", "forward_strip", "forward_tiles", "load_image"), "nidiff.viz.forward"),
+    **dict.fromkeys(("Bands", "band_curves", "coefficient_bands", "logsnr_figure"), "nidiff.viz.logsnr"),
+    **dict.fromkeys(("check_writable", "save_figure"), "nidiff.viz.output"),
+    **dict.fromkeys(("FIGURE1", "Process", "build_process", "parse_process"), "nidiff.viz.process"),
+    "strip_figure": "nidiff.viz.strip",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nidiff.viz' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

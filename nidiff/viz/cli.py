@@ -37,10 +37,10 @@ schedules: {schedules}
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``nidiff viz`` with its three subcommands."""
-    import nidiff
     from nidiff.evaluation.sample import add_sampling_arguments
+    from nidiff.names import registered
 
-    bases, schedules = ", ".join(nidiff.list_bases()), ", ".join(nidiff.list_schedules())
+    bases, schedules = ", ".join(registered("basis")), ", ".join(registered("schedule"))
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--out", default="viz", metavar="DIR", help="folder to write into [viz]")
     common.add_argument("--overwrite", action="store_true", help="replace files that already exist")
