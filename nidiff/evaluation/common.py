@@ -10,7 +10,7 @@ from pathlib import Path
 from nidiff.atomic import atomic_write_text
 from nidiff.names import DATASET_NAMES
 
-__all__ = ["add_data_arguments", "data_kwargs", "write_json"]
+__all__ = ["add_data_arguments", "data_kwargs", "require_run", "write_json"]
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, split: str = "train") -> None:
@@ -32,3 +32,9 @@ def data_kwargs(args: argparse.Namespace) -> dict:
 def write_json(obj: dict, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write ``obj`` as JSON atomically; an existing file is kept unless ``overwrite``."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n", overwrite)
+
+
+def require_run(path: str | os.PathLike) -> None:
+    """Refuse a ``--run`` that names nothing at once, before the imports that loading a run needs."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no run directory or checkpoint at {path}")

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nidiff.evaluation.common import add_data_arguments, data_kwargs, write_json
+from nidiff.evaluation.common import add_data_arguments, data_kwargs, require_run, write_json
 
 if TYPE_CHECKING:
     import torch
@@ -74,17 +74,19 @@ def sample_batches(path: str | Path, n: int | None, batch_size: int) -> tuple[li
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)  # before the heavy imports: --help and usage errors answer at once
-    from nidiff.device import pick_device
-
     if not args.samples and not args.run:
         raise ValueError("nothing to evaluate: give --samples (FID/KID) and/or --run (bits/dim)")
     if Path(args.out).exists() and not args.overwrite:
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
+    if args.samples and not args.ref:
+        raise ValueError("--samples needs --ref: reference statistics to compare with (see nidiff fid-ref)")
+    if args.run:
+        require_run(args.run)
+    from nidiff.device import pick_device
+
     device = pick_device(args.device)
     results: dict = {}
     if args.samples:
-        if not args.ref:
-            raise ValueError("--samples needs --ref: reference statistics to compare with (see nidiff fid-ref)")
         results.update(_fid(args, device))
     if args.run:
         results["bits_per_dim"] = _bits_per_dim(args, device)

@@ -14,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+from nidiff.evaluation.common import require_run
 from nidiff.names import X_CLIP_NAMES, registered
 
 __all__ = ["add_sampling_arguments", "main", "parser", "plan_from_args"]
@@ -58,13 +59,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)  # before the heavy imports: --help and usage errors answer at once
+    if args.num_samples < 1 or args.batch_size < 1:
+        raise ValueError("--num-samples and --batch-size must be positive")
+    require_run(args.run)
     from tqdm import tqdm
 
     from nidiff.images import save_png, to_uint8
     from nidiff.runs import load_run
 
-    if args.num_samples < 1 or args.batch_size < 1:
-        raise ValueError("--num-samples and --batch-size must be positive")
     loaded = load_run(args.run, device=args.device, weights="net" if args.raw_weights else "ema")
     plan = plan_from_args(args, loaded)
     out = Path(args.out)

@@ -153,6 +153,9 @@ def _logsnr(args: argparse.Namespace, out: Path) -> int:
 
 
 def _samples(args: argparse.Namespace, out: Path) -> int:
+    from nidiff.evaluation.common import require_run
+
+    require_run(args.run)  # before the imports that loading it needs
     from nidiff.evaluation.sample import plan_from_args
     from nidiff.runs import load_run
     from nidiff.viz.checkpoint import sample_grid_figure, sample_with_trajectory, trajectory_figure
