@@ -174,3 +174,28 @@ def test_console_script_help(tmp_path, capsys):
         with pytest.raises(SystemExit) as exited:
             main([cmd, "--help"])
         assert exited.value.code == 0 and "usage: nidiff " + cmd in capsys.readouterr().out
+
+
+def test_bits_per_dim_data_follow_the_run(tiny_run, tmp_path, capsys):
+    """eval --run measures on images of the run's size (a different --image-size is refused) and, for
+    the synthetic set, on the set the run was trained on."""
+    from nidiff.evaluation.evaluate import parser, run_data_kwargs
+
+    config = {"image_shape": [3, 16, 16],
+              "data": {"dataset": "synthetic", "shapes": ["disc"], "max_shapes": 1, "num_images": 50, "seed": 3}}
+    args = parser().parse_args(["--out", "r.json", "--run", "RUN", "--dataset", "synthetic"])
+    kwargs = run_data_kwargs(args, config)
+    assert kwargs["image_size"] == 16
+    assert (kwargs["shapes"], kwargs["max_shapes"], kwargs["num_images"], kwargs["seed"]) == (["disc"], 1, 50, 3)
+    folder = run_data_kwargs(parser().parse_args(["--out", "r.json", "--run", "RUN", "--dataset", "folder"]), config)
+    assert folder["image_size"] == 16 and "shapes" not in folder
+    with pytest.raises(ValueError, match="--image-size 32, but the run's images are 16x16"):
+        run_data_kwargs(parser().parse_args(["--out", "r.json", "--run", "RUN", "--image-size", "32"]), config)
+
+    out = tmp_path / "bpd.json"  # the tiny run is 32x32
+    assert main(["eval", "--run", str(tiny_run), "--dataset", "synthetic", "--image-size", "16", "--out", str(out),
+                 "--device", "cpu"]) == 2
+    assert "but the run's images are 32x32" in capsys.readouterr().err and not out.exists()
+    assert main(["eval", "--run", str(tiny_run), "--dataset", "synthetic", "--limit", "4", "--n-t", "2",
+                 "--out", str(out), "--device", "cpu"]) == 0
+    assert json.loads(out.read_text())["bits_per_dim"]["protocol"]["num_images"] == 4

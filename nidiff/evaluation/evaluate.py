@@ -17,7 +17,7 @@ from nidiff.evaluation.common import add_data_arguments, data_kwargs, require_ru
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["main", "parser", "sample_batches"]
+__all__ = ["main", "parser", "run_data_kwargs", "sample_batches"]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
     bpd.add_argument("--run", help="a run directory or .ckpt: measure its bits/dim on the data split")
     bpd.add_argument("--n-t", type=int, default=64, help="time samples per image (default 64)")
     bpd.add_argument("--seed", type=int, default=0)
-    add_data_arguments(p, split="test")
+    add_data_arguments(p, split="test", run_size=True)
     p.add_argument("--batch-size", type=int, default=200)
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true")
@@ -133,7 +133,7 @@ def _bits_per_dim(args: argparse.Namespace, device: str) -> dict:
     from nidiff.runs import load_run
 
     loaded = load_run(args.run, device=device)
-    data, total, what = image_batches(batch_size=args.batch_size, **data_kwargs(args))
+    data, total, what = image_batches(batch_size=args.batch_size, **run_data_kwargs(args, loaded.config))
     print(f"nidiff eval: bits/dim of step {loaded.step} on {what} ({total} images)")
     result = dataset_bits_per_dim(
         loaded.diffusion, loaded.net, (to_float(b) for b in data), n_t=args.n_t,
@@ -143,3 +143,19 @@ def _bits_per_dim(args: argparse.Namespace, device: str) -> dict:
                 "split": args.split, "num_images": result.n, "n_t": args.n_t, "decoder": "discretized 8-bit",
                 "ema": True}
     return {"value": result.bpd, "stderr": result.stderr, "protocol": protocol}
+
+
+def run_data_kwargs(args: argparse.Namespace, config: dict) -> dict:
+    """The data options for measuring a run: the image size, unless given, is the run's (a different
+    one is refused); the synthetic set is the one the run was trained on (shapes, count, seed)."""
+    kwargs = data_kwargs(args)
+    size = int(config["image_shape"][-1])
+    if args.image_size is None:
+        kwargs["image_size"] = size
+    elif args.image_size != size:
+        raise ValueError(f"--image-size {args.image_size}, but the run's images are {size}x{size}: "
+                         f"leave --image-size out to use the run's")
+    data = config.get("data") or {}
+    if args.dataset == "synthetic" and data.get("dataset") == "synthetic":
+        kwargs.update({k: data[k] for k in ("shapes", "max_shapes", "num_images", "seed") if k in data})
+    return kwargs
