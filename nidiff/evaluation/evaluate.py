@@ -100,8 +100,14 @@ def main(argv: list[str]) -> int:
 
 def _fid(args: argparse.Namespace, device: str) -> dict:
     from nidiff.data import image_batches
-    from nidiff.metrics import (InceptionFeatures, accumulate, against_reference, load_reference, reference_statistics,
-                                save_reference)
+    from nidiff.metrics import (
+        InceptionFeatures,
+        accumulate,
+        against_reference,
+        load_reference,
+        reference_statistics,
+        save_reference,
+    )
 
     batches, n = sample_batches(args.samples, args.num_samples, args.batch_size)  # checks the samples first
     extractor = InceptionFeatures(args.weights, batch_size=args.batch_size).to(device)

@@ -14,8 +14,7 @@ The command line is ``nidiff viz forward|logsnr|samples`` (:mod:`nidiff.viz.cli`
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from nidiff.lazy import lazy_exports
 
 # public name -> its module; imported on first use (PEP 562), so that ``nidiff viz --help`` answers
 # without importing torch and matplotlib
@@ -32,13 +31,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'nidiff.viz' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
