@@ -87,6 +87,9 @@ def test_compare_over_the_published_recipes(tmp_path, capsys, monkeypatch):
                  "basis_fit_images"))), *measure, f"compare.dir={tmp_path / 'cmp'}"])
     out = capsys.readouterr()
     assert code == 0, out.err[-3000:]
+    # the command's own lines name the overrides as users write them; Hydra's (recipes=...) are off
+    assert "[HYDRA]" not in out.out + out.err and "recipes=" not in out.out + out.err
+    assert f"recipe={RECIPES[0]}" in out.out
     import csv
     import math
 

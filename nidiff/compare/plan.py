@@ -40,7 +40,10 @@ class Plan:
         """The arguments of Hydra's multirun: the overrides, and job names from the swept keys."""
         fixed = sorted({o.partition("=")[0].lstrip("+~") for job in self.jobs for o in job} - set(self.swept))
         exclude = ",".join(f"'{key}'" for key in fixed)
-        argv = ["--multirun", *self.overrides, f"hydra.job.config.override_dirname.exclude_keys=[{exclude}]"]
+        # Hydra's own log lines are off: they name the config groups' folders (recipes=, bases=) where
+        # users write recipe=, basis=, and the command prints the plan and each job itself
+        argv = ["--multirun", *self.overrides, f"hydra.job.config.override_dirname.exclude_keys=[{exclude}]",
+                "hydra/hydra_logging=disabled"]
         extra = search_path()
         if extra:
             argv.append(f"hydra.searchpath=[{','.join(extra)}]")
